@@ -1,0 +1,7 @@
+//! The API's one wall-clock read, so handlers never call `Utc::now()` themselves.
+
+use chrono::{DateTime, Utc};
+
+pub fn now() -> DateTime<Utc> {
+    Utc::now()
+}

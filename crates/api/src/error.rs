@@ -1,0 +1,188 @@
+//! `ApiError` and the JSON envelope every answer shares.
+//!
+//! Every JSON answer carries `api_id`, the request id that the request span and the
+//! `X-Api-Id` header also carry; it lives in a task-local set by the request middleware, so
+//! errors raised deep inside extractors get it too. A 4xx names what to fix; a 5xx logs the
+//! error chain inside the request span and answers with a generic body.
+
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+tokio::task_local! {
+    pub(crate) static API_ID: String;
+}
+
+/// The current request's id, or a fresh one outside a request.
+pub fn current_api_id() -> String {
+    API_ID
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| uuid::Uuid::new_v4().to_string())
+}
+
+/// `{field: why}` for each invalid field of a request.
+pub type Details = BTreeMap<String, String>;
+
+/// An error answer. Each variant has a stable public `code` (see [`ApiError::code`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: one or more fields are invalid; `details` names them.
+    #[error("invalid request parameters")]
+    Invalid(Details),
+    /// 400: the body is not the JSON object the endpoint expects.
+    #[error("malformed JSON body: {0}")]
+    MalformedBody(String),
+    /// 401: no, unknown or wrong credentials.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// 404: nothing here for these credentials.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// 405
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 409: the request conflicts with the stored state.
+    #[error("{0}")]
+    Conflict(String),
+    /// 413
+    #[error("request body is larger than 1 MiB")]
+    PayloadTooLarge,
+    /// 415
+    #[error("content type must be application/json")]
+    UnsupportedMediaType,
+    /// 500: logged with its chain, never shown.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    /// One invalid field.
+    pub fn invalid(field: &str, why: impl Into<String>) -> ApiError {
+        ApiError::Invalid(BTreeMap::from([(field.to_owned(), why.into())]))
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Invalid(_) | ApiError::MalformedBody(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable, documented id of the error kind (API.md lists them).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Invalid(_) => "invalid_field",
+            ApiError::MalformedBody(_) => "malformed_body",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<store::StoreError> for ApiError {
+    fn from(error: store::StoreError) -> Self {
+        match error {
+            store::StoreError::NotFound => ApiError::NotFound("resource"),
+            store::StoreError::Conflict(why) => ApiError::Conflict(why.to_owned()),
+            other => ApiError::Internal(Box::new(other)),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    api_id: String,
+    error: String,
+    code: &'a str,
+    details: &'a Details,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(source) = &self {
+            tracing::error!(error = %error_chain(source.as_ref()), "request failed");
+        }
+        let empty = Details::new();
+        let details = match &self {
+            ApiError::Invalid(details) => details,
+            _ => &empty,
+        };
+        let body = ErrorBody {
+            api_id: current_api_id(),
+            error: self.to_string(),
+            code: self.code(),
+            details,
+        };
+        (self.status(), Json(body)).into_response()
+    }
+}
+
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A successful JSON answer: the body with `api_id` added in front.
+pub struct Reply<T>(pub StatusCode, pub T);
+
+#[derive(Serialize)]
+struct Envelope<T> {
+    api_id: String,
+    #[serde(flatten)]
+    body: T,
+}
+
+impl<T> Reply<T> {
+    pub fn ok(body: T) -> Reply<T> {
+        Reply(StatusCode::OK, body)
+    }
+
+    pub fn created(body: T) -> Reply<T> {
+        Reply(StatusCode::CREATED, body)
+    }
+}
+
+impl<T: Serialize> IntoResponse for Reply<T> {
+    fn into_response(self) -> Response {
+        let envelope = Envelope {
+            api_id: current_api_id(),
+            body: self.1,
+        };
+        (self.0, Json(envelope)).into_response()
+    }
+}
+
+/// The error body, for the OpenAPI document.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ErrorSchema {
+    /// The request id.
+    api_id: String,
+    /// What went wrong, in words.
+    error: String,
+    /// Stable error kind: invalid_field, malformed_body, unauthorized, not_found,
+    /// method_not_allowed, conflict, payload_too_large, unsupported_media_type, internal.
+    code: String,
+    /// For invalid_field: each refused field and why.
+    details: std::collections::BTreeMap<String, String>,
+}

@@ -1,0 +1,188 @@
+//! Extractors: the JSON body, the authenticated account, the operator, list paging.
+//!
+//! Each turns a bad request into an [`ApiError`] that names the field, so handlers only see
+//! well-formed input.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Query, RawPathParams, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine;
+use domain::{Account, AuthId};
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use store::{Authentication, Page};
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// A JSON request body: `Content-Type: application/json`, at most 1 MiB, a JSON object with
+/// only known fields.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::MalformedBody(rejection.body_text())
+            }
+        })?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+}
+
+/// Parses a JSON object into `T`, naming the offending field on a type error or unknown field.
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::MalformedBody(e.to_string()))?;
+    if !value.is_object() {
+        return Err(ApiError::MalformedBody("the body must be a JSON object".into()));
+    }
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let message = error.inner().to_string();
+        if let Some(name) = unknown_field_name(&message) {
+            return ApiError::invalid(name, "is not a known field");
+        }
+        let path = error.path().to_string();
+        let field = if path == "." { "body".to_owned() } else { path };
+        ApiError::invalid(&field, message)
+    })
+}
+
+fn unknown_field_name(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split('`').next()
+}
+
+/// The account whose credentials came with the request, checked against the `{auth_id}` in
+/// the path: another account's id answers 404, as if it did not exist.
+pub struct Authed(pub Account);
+
+impl FromRequestParts<AppState> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let (auth_id, token) = credentials(&parts.headers)?;
+        let auth_id = AuthId::parse(&auth_id).ok_or(ApiError::Unauthorized("unknown auth id"))?;
+        let account = match state.store.authenticate(&auth_id, &token).await? {
+            Authentication::Authenticated(account) => *account,
+            Authentication::UnknownAccount => return Err(ApiError::Unauthorized("unknown auth id")),
+            Authentication::WrongToken => return Err(ApiError::Unauthorized("wrong auth token")),
+        };
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound("account"))?;
+        let in_path = params
+            .iter()
+            .find(|(name, _)| *name == "auth_id")
+            .map(|(_, value)| value);
+        if in_path != Some(account.auth_id.as_str()) {
+            return Err(ApiError::NotFound("account"));
+        }
+        Ok(Authed(account))
+    }
+}
+
+/// `X-Auth-ID` + `X-Auth-Token`, or HTTP Basic with the same pair.
+fn credentials(headers: &HeaderMap) -> Result<(String, String), ApiError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if let (Some(id), Some(token)) = (header("x-auth-id"), header("x-auth-token")) {
+        return Ok((id, token));
+    }
+    let basic = header(AUTHORIZATION.as_str())
+        .and_then(|value| {
+            let (scheme, encoded) = value.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("basic")
+                .then(|| encoded.trim().to_owned())
+        })
+        .ok_or(ApiError::Unauthorized(
+            "credentials required: X-Auth-ID and X-Auth-Token headers, or HTTP Basic",
+        ))?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(basic)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or(ApiError::Unauthorized("malformed HTTP Basic credentials"))?;
+    let (id, token) = decoded
+        .split_once(':')
+        .ok_or(ApiError::Unauthorized("malformed HTTP Basic credentials"))?;
+    Ok((id.to_owned(), token.to_owned()))
+}
+
+/// The operator, by `Authorization: Bearer <admin_token>`. With no admin token configured the
+/// operator surface is off.
+pub struct Operator;
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(expected) = state.settings.admin_token.as_deref() else {
+            return Err(ApiError::Unauthorized(
+                "the operator API is off: set HOOKLINE_ADMIN_TOKEN",
+            ));
+        };
+        let presented = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(ApiError::Unauthorized(
+                "operator token required: Authorization: Bearer …",
+            ))?;
+        if bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
+            Ok(Operator)
+        } else {
+            Err(ApiError::Unauthorized("wrong operator token"))
+        }
+    }
+}
+
+/// `limit` (1–100, default 20) and `offset` (≥ 0, default 0) of a list.
+pub struct Paging(pub Page);
+
+const DEFAULT_LIMIT: u32 = 20;
+const MAX_LIMIT: u32 = 100;
+
+impl<S: Send + Sync> FromRequestParts<S> for Paging {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Query(query) = Query::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::invalid("query", e.body_text()))?;
+        let limit = match query.get("limit") {
+            None => DEFAULT_LIMIT,
+            Some(text) => text
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .ok_or_else(|| ApiError::invalid("limit", "must be a whole number from 1 to 100"))?,
+        };
+        let offset = match query.get("offset") {
+            None => 0,
+            Some(text) => text
+                .parse::<u64>()
+                .map_err(|_| ApiError::invalid("offset", "must be a whole number, 0 or more"))?,
+        };
+        Ok(Paging(Page { limit, offset }))
+    }
+}

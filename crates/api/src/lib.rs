@@ -1,0 +1,104 @@
+//! Hookline's HTTP API: the axum router, its extractors, wire types and the OpenAPI document.
+//!
+//! This is the only crate that knows status codes and JSON shapes. It holds an
+//! `Arc<dyn Store>` and never learns which database is underneath; it reads no environment
+//! and no files (the `server` crate hands it [`ApiSettings`]).
+
+mod clock;
+mod error;
+mod extract;
+mod field;
+mod middleware;
+mod routes;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use domain::UrlPolicy;
+use routes::SecuritySchemes;
+use store::Store;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use error::{ApiError, Details};
+pub use field::Field;
+pub use routes::admin::{account_created_json, new_account, token_rotated_json};
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// What the API needs from the configuration.
+#[derive(Clone, Default)]
+pub struct ApiSettings {
+    /// Which callback URLs are accepted on write (`--dev` widens it).
+    pub url_policy: UrlPolicy,
+    /// The operator token; `None` switches the operator API off.
+    pub admin_token: Option<String>,
+}
+
+impl std::fmt::Debug for ApiSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiSettings")
+            .field("url_policy", &self.url_policy)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "REDACTED"))
+            .finish()
+    }
+}
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub settings: Arc<ApiSettings>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Hookline",
+        description = "Callback configuration and delivery for a voice platform (Vobiz/Plivo wire format). \
+            Paths under /api/v1/account/{auth_id} also answer under /api/v1/Account/{auth_id}, with \
+            /Application/ for /applications/ and /Call/ for /calls/; trailing slashes are optional."
+    ),
+    components(schemas(error::ErrorSchema)),
+    modifiers(&SecuritySchemes)
+)]
+struct ApiDoc;
+
+/// The routes and their OpenAPI document, built from the same registrations so they cannot
+/// drift apart.
+fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(routes::health::routes())
+        .merge(routes::admin::routes())
+        .merge(routes::account::routes())
+        .merge(routes::applications::routes())
+        .merge(routes::trunks::routes())
+        .merge(routes::secrets::routes())
+        .split_for_parts()
+}
+
+/// The OpenAPI document of the whole API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().1
+}
+
+/// The complete HTTP application.
+pub fn router(state: AppState) -> Router {
+    let (routes, doc) = routes();
+    let doc = Arc::new(doc);
+    let inner = routes
+        .route(
+            "/api/v1/openapi.json",
+            axum::routing::get(move || {
+                let doc = Arc::clone(&doc);
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state);
+    middleware::wrap(inner)
+}

@@ -1,0 +1,93 @@
+//! `hookline serve`: open the store, build the API, serve until shut down.
+//!
+//! `run` takes an already-bound listener and a cancellation token, so tests and `main` drive
+//! the same entry point (mini-redis `server::run`).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use api::{ApiSettings, AppState};
+use domain::UrlPolicy;
+use store::{SqliteStore, Store, Vault};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{redact_dsn, Config};
+use crate::keys::server_key;
+
+/// Opens and migrates the database the configuration names.
+///
+/// # Errors
+/// When the key cannot be loaded, the database cannot be opened or migrated, or its scheme
+/// has no backend in this build.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let key = server_key(config.secret_key.as_deref(), &config.data_dir())?;
+    let vault = Vault::new(key);
+    if config.database.starts_with("sqlite:") {
+        let store = SqliteStore::open(&config.database, vault)
+            .await
+            .with_context(|| format!("opening database {}", redact_dsn(&config.database)))?;
+        store.migrate().await.context("migrating the database")?;
+        Ok(Arc::new(store))
+    } else {
+        anyhow::bail!("the PostgreSQL backend is not in this build yet; use sqlite://PATH")
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` is cancelled, then finishes in-flight
+/// requests and returns.
+///
+/// # Errors
+/// When the server fails while serving.
+pub async fn run(
+    config: Config,
+    store: Arc<dyn Store>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let state = AppState {
+        store,
+        settings: Arc::new(ApiSettings {
+            url_policy: UrlPolicy {
+                allow_private: config.dev,
+            },
+            admin_token: config.admin_token.clone(),
+        }),
+    };
+    let app = api::router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .context("serving the API")?;
+    tracing::info!("API stopped");
+    Ok(())
+}
+
+/// Cancels `token` on SIGTERM or Ctrl-C (SIGINT).
+pub fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(error) => {
+                    tracing::error!(%error, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    token.cancel();
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = ctrl_c => tracing::info!("Ctrl-C: shutting down"),
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = ctrl_c.await;
+            tracing::info!("Ctrl-C: shutting down");
+        }
+        token.cancel();
+    });
+}

@@ -1,0 +1,135 @@
+//! Persistence for Hookline: the [`Store`] trait every backend implements, and the backends.
+//!
+//! This is the only crate that writes SQL. Above it, `api` and the dispatcher hold an
+//! `Arc<dyn Store>` and never learn which database is underneath, so the PostgreSQL backend
+//! joins by implementing the same trait (and passing the same conformance tests).
+//! Key material is sealed here, at the boundary, so plain text never reaches the database.
+
+mod codec;
+mod error;
+pub mod sqlite;
+pub mod vault;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::{Account, AppId, Application, AuthId, SecretId, Trunk, TrunkId};
+
+pub use error::StoreError;
+pub use sqlite::SqliteStore;
+pub use vault::Vault;
+
+/// One page of a list: `limit` rows after skipping `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// A page of rows and the total count across all pages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listing<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+}
+
+/// What creating an account hands back once: its plain auth token and first signing secret.
+#[derive(Debug, Clone)]
+pub struct CreatedAccount {
+    pub account: Account,
+    pub auth_token: String,
+    pub signing_secret: NewSecret,
+}
+
+/// A signing secret's public description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretInfo {
+    pub secret_id: SecretId,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A freshly created signing secret, with its bytes (shown to the user once).
+#[derive(Clone)]
+pub struct NewSecret {
+    pub info: SecretInfo,
+    pub bytes: [u8; 32],
+}
+
+impl std::fmt::Debug for NewSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewSecret")
+            .field("info", &self.info)
+            .field("bytes", &"REDACTED")
+            .finish()
+    }
+}
+
+/// The answer to "who is this?" for a presented auth id and token.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Authentication {
+    Authenticated(Box<Account>),
+    UnknownAccount,
+    WrongToken,
+}
+
+/// Why a signing secret was not deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretDeletion {
+    Deleted,
+    NotFound,
+    /// Refused: every account keeps at least one secret, so callbacks are always signed.
+    LastSecret,
+}
+
+/// The storage interface. Every method is one short transaction; none is held across I/O
+/// outside the database.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks that the database answers (for `/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Creates an account with a new auth id, auth token and first signing secret.
+    /// `parent` makes it a sub-account; the parent must be an existing main account.
+    async fn create_account(
+        &self,
+        name: &str,
+        parent: Option<&AuthId>,
+        now: DateTime<Utc>,
+    ) -> Result<CreatedAccount, StoreError>;
+    async fn account(&self, auth_id: &AuthId) -> Result<Option<Account>, StoreError>;
+    async fn count_accounts(&self) -> Result<u64, StoreError>;
+    async fn authenticate(&self, auth_id: &AuthId, token: &str) -> Result<Authentication, StoreError>;
+    /// Writes every mutable field of the account.
+    async fn update_account(&self, account: &Account) -> Result<(), StoreError>;
+    /// Replaces the auth token; the old one stops working at once. Returns the new token.
+    async fn rotate_token(&self, auth_id: &AuthId, now: DateTime<Utc>) -> Result<String, StoreError>;
+
+    async fn insert_application(&self, app: &Application) -> Result<(), StoreError>;
+    async fn application(&self, auth_id: &AuthId, app_id: &AppId) -> Result<Option<Application>, StoreError>;
+    async fn list_applications(
+        &self,
+        auth_id: &AuthId,
+        page: Page,
+    ) -> Result<Listing<Application>, StoreError>;
+    /// Writes every mutable field; `NotFound` if it is gone.
+    async fn update_application(&self, app: &Application) -> Result<(), StoreError>;
+    /// `NotFound` if there was nothing to delete.
+    async fn delete_application(&self, auth_id: &AuthId, app_id: &AppId) -> Result<(), StoreError>;
+
+    async fn insert_trunk(&self, trunk: &Trunk) -> Result<(), StoreError>;
+    async fn trunk(&self, auth_id: &AuthId, trunk_id: &TrunkId) -> Result<Option<Trunk>, StoreError>;
+    async fn list_trunks(&self, auth_id: &AuthId, page: Page) -> Result<Listing<Trunk>, StoreError>;
+    async fn update_trunk(&self, trunk: &Trunk) -> Result<(), StoreError>;
+    async fn delete_trunk(&self, auth_id: &AuthId, trunk_id: &TrunkId) -> Result<(), StoreError>;
+
+    async fn create_signing_secret(
+        &self,
+        auth_id: &AuthId,
+        now: DateTime<Utc>,
+    ) -> Result<NewSecret, StoreError>;
+    async fn list_signing_secrets(&self, auth_id: &AuthId) -> Result<Vec<SecretInfo>, StoreError>;
+    async fn delete_signing_secret(
+        &self,
+        auth_id: &AuthId,
+        secret_id: &SecretId,
+    ) -> Result<SecretDeletion, StoreError>;
+}

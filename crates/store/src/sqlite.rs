@@ -1,0 +1,580 @@
+//! The SQLite backend: the embedded default (`sqlite://./hookline-data/hookline.db`).
+//!
+//! WAL mode lets readers run beside the single writer; `synchronous=NORMAL` keeps every
+//! committed transaction across a process crash (`kill -9`), which is the durability promise
+//! of PRODUCT.md §4.3 (only a power loss could drop the last commits).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::{Account, AppId, Application, AuthId, SecretId, Trunk, TrunkId};
+use rand::RngCore;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqlitePool};
+
+use crate::codec::*;
+use crate::vault::{new_auth_token, token_hash, token_matches, Vault};
+use crate::{
+    Authentication, CreatedAccount, Listing, NewSecret, Page, SecretDeletion, SecretInfo, Store, StoreError,
+};
+
+/// How many times a generated id is redrawn after a (vanishingly rare) collision.
+const ID_ATTEMPTS: usize = 3;
+
+const ACCOUNT_COLUMNS: &str = "auth_id, name, timezone, default_callback_url, default_callback_method, \
+     default_callback_events, parent_auth_id, created_at, updated_at";
+const APPLICATION_COLUMNS: &str =
+    "app_id, auth_id, name, callback_url, callback_method, fallback_callback_url, \
+     callback_events, answer_url, answer_method, hangup_url, hangup_method, created_at, updated_at";
+const TRUNK_COLUMNS: &str = "trunk_id, auth_id, name, status_callback, status_callback_method, \
+     status_callback_events, trunk_direction, trunk_status, termination_uri, recording, created_at, updated_at";
+
+/// A [`Store`] on one SQLite database file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    vault: Vault,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing, with its directory) the database at a `sqlite://PATH` URL.
+    ///
+    /// # Errors
+    /// `Backend` when the URL is not a SQLite URL or the file cannot be opened.
+    pub async fn open(url: &str, vault: Vault) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        if let Some(dir) = options.get_filename().parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend(sqlx::Error::Io(e)))?;
+            }
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        Ok(SqliteStore { pool, vault })
+    }
+
+    /// Applies pending migrations.
+    ///
+    /// # Errors
+    /// `Migrate` when a migration fails or the database is newer than this binary.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn fetch_applications(
+        &self,
+        sql: &str,
+        binds: &[&str],
+        page: Option<Page>,
+    ) -> Result<Vec<Application>, StoreError> {
+        let mut query = sqlx::query(sql);
+        for bind in binds {
+            query = query.bind(*bind);
+        }
+        if let Some(page) = page {
+            query = query.bind(i64::from(page.limit)).bind(offset_to_db(page.offset));
+        }
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(application_from_row)
+            .collect()
+    }
+
+    async fn fetch_trunks(
+        &self,
+        sql: &str,
+        binds: &[&str],
+        page: Option<Page>,
+    ) -> Result<Vec<Trunk>, StoreError> {
+        let mut query = sqlx::query(sql);
+        for bind in binds {
+            query = query.bind(*bind);
+        }
+        if let Some(page) = page {
+            query = query.bind(i64::from(page.limit)).bind(offset_to_db(page.offset));
+        }
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(trunk_from_row)
+            .collect()
+    }
+
+    async fn count(&self, table: &'static str, auth_id: &AuthId) -> Result<u64, StoreError> {
+        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE auth_id = ?"))
+            .bind(auth_id.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(total).unwrap_or(0))
+    }
+
+    async fn insert_secret(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        auth_id: &AuthId,
+        now: DateTime<Utc>,
+    ) -> Result<NewSecret, StoreError> {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        let secret_id = SecretId::from_random(random_u128());
+        let sealed = self.vault.seal(&secret_id.to_string(), &bytes);
+        sqlx::query(
+            "INSERT INTO signing_secrets (secret_id, auth_id, secret_sealed, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(secret_id.to_string())
+        .bind(auth_id.as_str())
+        .bind(sealed)
+        .bind(time_to_db(now))
+        .execute(&mut *tx)
+        .await?;
+        Ok(NewSecret {
+            info: SecretInfo {
+                secret_id,
+                created_at: now,
+            },
+            bytes,
+        })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_account(
+        &self,
+        name: &str,
+        parent: Option<&AuthId>,
+        now: DateTime<Utc>,
+    ) -> Result<CreatedAccount, StoreError> {
+        let auth_token = new_auth_token();
+        for attempt in 1..=ID_ATTEMPTS {
+            let mut random = [0u8; 8];
+            rand::rngs::OsRng.fill_bytes(&mut random);
+            let account = Account::new(
+                AuthId::generate(parent.is_some(), random),
+                name.to_owned(),
+                parent.cloned(),
+                now,
+            );
+            let mut tx = self.pool.begin().await?;
+            let inserted = sqlx::query(
+                "INSERT INTO accounts (auth_id, name, timezone, default_callback_url, default_callback_method, \
+                 default_callback_events, parent_auth_id, token_hash, token_sealed, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(account.auth_id.as_str())
+            .bind(&account.name)
+            .bind(account.timezone.name())
+            .bind(url_to_db(&account.default_callback_url))
+            .bind(account.default_callback_method.as_str())
+            .bind(filter_to_db(&account.default_callback_events))
+            .bind(parent.map(AuthId::as_str))
+            .bind(token_hash(&auth_token).as_slice())
+            .bind(self.vault.seal(account.auth_id.as_str(), auth_token.as_bytes()))
+            .bind(time_to_db(now))
+            .bind(time_to_db(now))
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() && attempt < ID_ATTEMPTS => continue,
+                Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                    return Err(StoreError::NotFound)
+                }
+                other => other?,
+            };
+            let signing_secret = self.insert_secret(&mut tx, &account.auth_id, now).await?;
+            tx.commit().await?;
+            return Ok(CreatedAccount {
+                account,
+                auth_token,
+                signing_secret,
+            });
+        }
+        Err(StoreError::Conflict("could not draw a free auth id"))
+    }
+
+    async fn account(&self, auth_id: &AuthId) -> Result<Option<Account>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE auth_id = ?"
+        ))
+        .bind(auth_id.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|row| account_from_row(&row))
+        .transpose()
+    }
+
+    async fn count_accounts(&self) -> Result<u64, StoreError> {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(total).unwrap_or(0))
+    }
+
+    async fn authenticate(&self, auth_id: &AuthId, token: &str) -> Result<Authentication, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ACCOUNT_COLUMNS}, token_hash FROM accounts WHERE auth_id = ?"
+        ))
+        .bind(auth_id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(Authentication::UnknownAccount);
+        };
+        let stored: Vec<u8> = row.try_get("token_hash")?;
+        if token_matches(token, &stored) {
+            Ok(Authentication::Authenticated(Box::new(account_from_row(&row)?)))
+        } else {
+            Ok(Authentication::WrongToken)
+        }
+    }
+
+    async fn update_account(&self, account: &Account) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE accounts SET name = ?, timezone = ?, default_callback_url = ?, default_callback_method = ?, \
+             default_callback_events = ?, updated_at = ? WHERE auth_id = ?",
+        )
+        .bind(&account.name)
+        .bind(account.timezone.name())
+        .bind(url_to_db(&account.default_callback_url))
+        .bind(account.default_callback_method.as_str())
+        .bind(filter_to_db(&account.default_callback_events))
+        .bind(time_to_db(account.updated_at))
+        .bind(account.auth_id.as_str())
+        .execute(&self.pool)
+        .await?;
+        found(done.rows_affected())
+    }
+
+    async fn rotate_token(&self, auth_id: &AuthId, now: DateTime<Utc>) -> Result<String, StoreError> {
+        let token = new_auth_token();
+        let done = sqlx::query(
+            "UPDATE accounts SET token_hash = ?, token_sealed = ?, updated_at = ? WHERE auth_id = ?",
+        )
+        .bind(token_hash(&token).as_slice())
+        .bind(self.vault.seal(auth_id.as_str(), token.as_bytes()))
+        .bind(time_to_db(now))
+        .bind(auth_id.as_str())
+        .execute(&self.pool)
+        .await?;
+        found(done.rows_affected())?;
+        Ok(token)
+    }
+
+    async fn insert_application(&self, app: &Application) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "INSERT INTO applications ({APPLICATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(app.app_id.as_str())
+        .bind(app.auth_id.as_str())
+        .bind(&app.name)
+        .bind(url_to_db(&app.callback_url))
+        .bind(app.callback_method.as_str())
+        .bind(url_to_db(&app.fallback_callback_url))
+        .bind(filter_to_db(&app.callback_events))
+        .bind(url_to_db(&app.answer_url))
+        .bind(app.answer_method.as_str())
+        .bind(url_to_db(&app.hangup_url))
+        .bind(app.hangup_method.as_str())
+        .bind(time_to_db(app.created_at))
+        .bind(time_to_db(app.updated_at))
+        .execute(&self.pool)
+        .await
+        .map_err(unique_is_conflict)?;
+        Ok(())
+    }
+
+    async fn application(&self, auth_id: &AuthId, app_id: &AppId) -> Result<Option<Application>, StoreError> {
+        let sql = format!("SELECT {APPLICATION_COLUMNS} FROM applications WHERE auth_id = ? AND app_id = ?");
+        Ok(self
+            .fetch_applications(&sql, &[auth_id.as_str(), app_id.as_str()], None)
+            .await?
+            .pop())
+    }
+
+    async fn list_applications(
+        &self,
+        auth_id: &AuthId,
+        page: Page,
+    ) -> Result<Listing<Application>, StoreError> {
+        let sql = format!(
+            "SELECT {APPLICATION_COLUMNS} FROM applications WHERE auth_id = ? \
+             ORDER BY created_at, app_id LIMIT ? OFFSET ?"
+        );
+        let items = self
+            .fetch_applications(&sql, &[auth_id.as_str()], Some(page))
+            .await?;
+        let total = self.count("applications", auth_id).await?;
+        Ok(Listing { items, total })
+    }
+
+    async fn update_application(&self, app: &Application) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE applications SET name = ?, callback_url = ?, callback_method = ?, fallback_callback_url = ?, \
+             callback_events = ?, answer_url = ?, answer_method = ?, hangup_url = ?, hangup_method = ?, \
+             updated_at = ? WHERE auth_id = ? AND app_id = ?",
+        )
+        .bind(&app.name)
+        .bind(url_to_db(&app.callback_url))
+        .bind(app.callback_method.as_str())
+        .bind(url_to_db(&app.fallback_callback_url))
+        .bind(filter_to_db(&app.callback_events))
+        .bind(url_to_db(&app.answer_url))
+        .bind(app.answer_method.as_str())
+        .bind(url_to_db(&app.hangup_url))
+        .bind(app.hangup_method.as_str())
+        .bind(time_to_db(app.updated_at))
+        .bind(app.auth_id.as_str())
+        .bind(app.app_id.as_str())
+        .execute(&self.pool)
+        .await?;
+        found(done.rows_affected())
+    }
+
+    async fn delete_application(&self, auth_id: &AuthId, app_id: &AppId) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM applications WHERE auth_id = ? AND app_id = ?")
+            .bind(auth_id.as_str())
+            .bind(app_id.as_str())
+            .execute(&self.pool)
+            .await?;
+        found(done.rows_affected())
+    }
+
+    async fn insert_trunk(&self, trunk: &Trunk) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "INSERT INTO trunks ({TRUNK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(trunk.trunk_id.to_string())
+        .bind(trunk.auth_id.as_str())
+        .bind(&trunk.name)
+        .bind(url_to_db(&trunk.status_callback))
+        .bind(trunk.status_callback_method.as_str())
+        .bind(filter_to_db(&trunk.status_callback_events))
+        .bind(trunk.trunk_direction.as_str())
+        .bind(trunk.trunk_status.as_str())
+        .bind(trunk.termination_uri.as_ref().map(|uri| uri.as_str()))
+        .bind(trunk.recording)
+        .bind(time_to_db(trunk.created_at))
+        .bind(time_to_db(trunk.updated_at))
+        .execute(&self.pool)
+        .await
+        .map_err(unique_is_conflict)?;
+        Ok(())
+    }
+
+    async fn trunk(&self, auth_id: &AuthId, trunk_id: &TrunkId) -> Result<Option<Trunk>, StoreError> {
+        let sql = format!("SELECT {TRUNK_COLUMNS} FROM trunks WHERE auth_id = ? AND trunk_id = ?");
+        let trunk_id = trunk_id.to_string();
+        Ok(self
+            .fetch_trunks(&sql, &[auth_id.as_str(), &trunk_id], None)
+            .await?
+            .pop())
+    }
+
+    async fn list_trunks(&self, auth_id: &AuthId, page: Page) -> Result<Listing<Trunk>, StoreError> {
+        let sql = format!(
+            "SELECT {TRUNK_COLUMNS} FROM trunks WHERE auth_id = ? ORDER BY created_at, trunk_id LIMIT ? OFFSET ?"
+        );
+        let items = self.fetch_trunks(&sql, &[auth_id.as_str()], Some(page)).await?;
+        let total = self.count("trunks", auth_id).await?;
+        Ok(Listing { items, total })
+    }
+
+    async fn update_trunk(&self, trunk: &Trunk) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE trunks SET name = ?, status_callback = ?, status_callback_method = ?, status_callback_events = ?, \
+             trunk_direction = ?, trunk_status = ?, termination_uri = ?, recording = ?, updated_at = ? \
+             WHERE auth_id = ? AND trunk_id = ?",
+        )
+        .bind(&trunk.name)
+        .bind(url_to_db(&trunk.status_callback))
+        .bind(trunk.status_callback_method.as_str())
+        .bind(filter_to_db(&trunk.status_callback_events))
+        .bind(trunk.trunk_direction.as_str())
+        .bind(trunk.trunk_status.as_str())
+        .bind(trunk.termination_uri.as_ref().map(|uri| uri.as_str()))
+        .bind(trunk.recording)
+        .bind(time_to_db(trunk.updated_at))
+        .bind(trunk.auth_id.as_str())
+        .bind(trunk.trunk_id.to_string())
+        .execute(&self.pool)
+        .await?;
+        found(done.rows_affected())
+    }
+
+    async fn delete_trunk(&self, auth_id: &AuthId, trunk_id: &TrunkId) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM trunks WHERE auth_id = ? AND trunk_id = ?")
+            .bind(auth_id.as_str())
+            .bind(trunk_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        found(done.rows_affected())
+    }
+
+    async fn create_signing_secret(
+        &self,
+        auth_id: &AuthId,
+        now: DateTime<Utc>,
+    ) -> Result<NewSecret, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let secret = self
+            .insert_secret(&mut tx, auth_id, now)
+            .await
+            .map_err(|e| match e {
+                StoreError::Backend(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+                    StoreError::NotFound
+                }
+                other => other,
+            })?;
+        tx.commit().await?;
+        Ok(secret)
+    }
+
+    async fn list_signing_secrets(&self, auth_id: &AuthId) -> Result<Vec<SecretInfo>, StoreError> {
+        sqlx::query("SELECT secret_id, created_at FROM signing_secrets WHERE auth_id = ? ORDER BY created_at, secret_id")
+            .bind(auth_id.as_str())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                let id: String = row.try_get("secret_id")?;
+                Ok(SecretInfo {
+                    secret_id: SecretId::parse(&id).ok_or_else(|| corrupt("secret_id", &id))?,
+                    created_at: time_from_db(row.try_get("created_at")?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_signing_secret(
+        &self,
+        auth_id: &AuthId,
+        secret_id: &SecretId,
+    ) -> Result<SecretDeletion, StoreError> {
+        // One statement, so two concurrent deletes cannot both pass the "not the last" check.
+        let done = sqlx::query(
+            "DELETE FROM signing_secrets WHERE auth_id = ?1 AND secret_id = ?2 \
+             AND (SELECT COUNT(*) FROM signing_secrets WHERE auth_id = ?1) > 1",
+        )
+        .bind(auth_id.as_str())
+        .bind(secret_id.to_string())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok(SecretDeletion::Deleted);
+        }
+        let exists: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM signing_secrets WHERE auth_id = ? AND secret_id = ?")
+                .bind(auth_id.as_str())
+                .bind(secret_id.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(if exists.is_some() {
+            SecretDeletion::LastSecret
+        } else {
+            SecretDeletion::NotFound
+        })
+    }
+}
+
+fn found(rows_affected: u64) -> Result<(), StoreError> {
+    if rows_affected == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+fn unique_is_conflict(error: sqlx::Error) -> StoreError {
+    match error {
+        sqlx::Error::Database(e) if e.is_unique_violation() => {
+            StoreError::Conflict("the id is already taken")
+        }
+        other => StoreError::Backend(other),
+    }
+}
+
+fn offset_to_db(offset: u64) -> i64 {
+    i64::try_from(offset).unwrap_or(i64::MAX)
+}
+
+fn random_u128() -> u128 {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    u128::from_le_bytes(bytes)
+}
+
+fn auth_id_from_db(text: &str) -> Result<AuthId, StoreError> {
+    AuthId::parse(text).ok_or_else(|| corrupt("auth_id", text))
+}
+
+fn account_from_row(row: &SqliteRow) -> Result<Account, StoreError> {
+    let parent: Option<String> = row.try_get("parent_auth_id")?;
+    Ok(Account {
+        auth_id: auth_id_from_db(row.try_get("auth_id")?)?,
+        name: row.try_get("name")?,
+        timezone: timezone_from_db(row.try_get("timezone")?)?,
+        default_callback_url: url_from_db(row.try_get("default_callback_url")?)?,
+        default_callback_method: method_from_db(row.try_get("default_callback_method")?)?,
+        default_callback_events: filter_from_db(row.try_get("default_callback_events")?)?,
+        parent_auth_id: parent.as_deref().map(auth_id_from_db).transpose()?,
+        created_at: time_from_db(row.try_get("created_at")?)?,
+        updated_at: time_from_db(row.try_get("updated_at")?)?,
+    })
+}
+
+fn application_from_row(row: &SqliteRow) -> Result<Application, StoreError> {
+    let app_id: String = row.try_get("app_id")?;
+    Ok(Application {
+        app_id: AppId::parse(&app_id).ok_or_else(|| corrupt("app_id", &app_id))?,
+        auth_id: auth_id_from_db(row.try_get("auth_id")?)?,
+        name: row.try_get("name")?,
+        callback_url: url_from_db(row.try_get("callback_url")?)?,
+        callback_method: method_from_db(row.try_get("callback_method")?)?,
+        fallback_callback_url: url_from_db(row.try_get("fallback_callback_url")?)?,
+        callback_events: filter_from_db(row.try_get("callback_events")?)?,
+        answer_url: url_from_db(row.try_get("answer_url")?)?,
+        answer_method: method_from_db(row.try_get("answer_method")?)?,
+        hangup_url: url_from_db(row.try_get("hangup_url")?)?,
+        hangup_method: method_from_db(row.try_get("hangup_method")?)?,
+        created_at: time_from_db(row.try_get("created_at")?)?,
+        updated_at: time_from_db(row.try_get("updated_at")?)?,
+    })
+}
+
+fn trunk_from_row(row: &SqliteRow) -> Result<Trunk, StoreError> {
+    let trunk_id: String = row.try_get("trunk_id")?;
+    Ok(Trunk {
+        trunk_id: TrunkId::parse(&trunk_id).ok_or_else(|| corrupt("trunk_id", &trunk_id))?,
+        auth_id: auth_id_from_db(row.try_get("auth_id")?)?,
+        name: row.try_get("name")?,
+        status_callback: url_from_db(row.try_get("status_callback")?)?,
+        status_callback_method: method_from_db(row.try_get("status_callback_method")?)?,
+        status_callback_events: filter_from_db(row.try_get("status_callback_events")?)?,
+        trunk_direction: direction_from_db(row.try_get("trunk_direction")?)?,
+        trunk_status: status_from_db(row.try_get("trunk_status")?)?,
+        termination_uri: sip_uri_from_db(row.try_get("termination_uri")?)?,
+        recording: row.try_get("recording")?,
+        created_at: time_from_db(row.try_get("created_at")?)?,
+        updated_at: time_from_db(row.try_get("updated_at")?)?,
+    })
+}
