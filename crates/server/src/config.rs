@@ -317,6 +317,12 @@ mod tests {
             redact_dsn("postgres://u:secret@h/db"),
             "postgres://u:REDACTED@h/db"
         );
-        assert!(!format!("{:?}", Config::load(Layer::default(), None).expect("valid")).contains("secret"));
+        let flags = Layer {
+            admin_token: Some("operator-token-0123456789".into()),
+            secret_key: Some("server-key-material".into()),
+            ..Layer::default()
+        };
+        let shown = format!("{:?}", Config::load(flags, None).expect("valid"));
+        assert!(!shown.contains("operator-token") && !shown.contains("server-key-material"), "{shown}");
     }
 }
