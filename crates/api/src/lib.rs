@@ -23,7 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, Details};
 pub use field::Field;
-pub use routes::admin::{account_created_json, new_account, token_rotated_json};
+pub use routes::admin::{account_created_json, new_account, rotate_account_token, token_rotated_json};
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 1 << 20;

@@ -138,10 +138,7 @@ async fn accounts(config: &Config, command: AccountsCommand) -> anyhow::Result<(
         AccountsCommand::RotateToken { auth_id } => {
             let id =
                 domain::AuthId::parse(&auth_id).with_context(|| format!("{auth_id:?} is not an auth id"))?;
-            let token = store
-                .rotate_token(&id, chrono::Utc::now())
-                .await
-                .with_context(|| format!("rotating the token of {auth_id}"))?;
+            let token = api::rotate_account_token(store.as_ref(), &id).await.map_err(describe)?;
             print_json(&api::token_rotated_json(&id, token))
         }
     }

@@ -140,16 +140,21 @@ async fn rotate_token(
     Path(auth_id): Path<String>,
 ) -> Result<Reply<TokenRotatedOut>, ApiError> {
     let auth_id = AuthId::parse(&auth_id).ok_or(ApiError::NotFound("account"))?;
-    let auth_token = state
-        .store
-        .rotate_token(&auth_id, clock::now())
-        .await
-        .map_err(|e| match e {
-            store::StoreError::NotFound => ApiError::NotFound("account"),
-            other => other.into(),
-        })?;
+    let auth_token = rotate_account_token(state.store.as_ref(), &auth_id).await?;
     Ok(Reply::ok(TokenRotatedOut {
         auth_id: auth_id.to_string(),
         auth_token,
     }))
+}
+
+/// Replaces an account's auth token: shared by the operator API and `hookline accounts
+/// rotate-token`.
+///
+/// # Errors
+/// `NotFound` for an unknown account; store failures.
+pub async fn rotate_account_token(store: &dyn Store, auth_id: &AuthId) -> Result<String, ApiError> {
+    store.rotate_token(auth_id, clock::now()).await.map_err(|e| match e {
+        store::StoreError::NotFound => ApiError::NotFound("account"),
+        other => other.into(),
+    })
 }
