@@ -100,6 +100,15 @@ uuid_id!(
     /// The id of a signing secret.
     SecretId
 );
+uuid_id!(
+    /// The id of a call (`call_uuid`; also its `request_uuid`).
+    CallUuid
+);
+uuid_id!(
+    /// The id of an event: the receiver's idempotency key (`X-Hookline-Event-Id`), stable across
+    /// retries, fallback and redelivery.
+    EventId
+);
 
 impl fmt::Display for AuthId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
