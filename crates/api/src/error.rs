@@ -47,6 +47,9 @@ pub enum ApiError {
     /// 409: the request conflicts with the stored state.
     #[error("{0}")]
     Conflict(String),
+    /// 422: well-formed, but not applicable to the current state.
+    #[error("{0}")]
+    Unprocessable(String),
     /// 413
     #[error("request body is larger than 1 MiB")]
     PayloadTooLarge,
@@ -71,6 +74,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -86,6 +90,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
+            ApiError::Unprocessable(_) => "unprocessable",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Internal(_) => "internal",
@@ -98,6 +103,12 @@ impl From<store::StoreError> for ApiError {
         match error {
             store::StoreError::NotFound => ApiError::NotFound("resource"),
             store::StoreError::Conflict(why) => ApiError::Conflict(why.to_owned()),
+            store::StoreError::Transition(error @ domain::TransitionError::OutOfOrder { .. }) => {
+                ApiError::Conflict(error.to_string())
+            }
+            store::StoreError::Transition(error @ domain::TransitionError::Inconsistent(_)) => {
+                ApiError::Unprocessable(error.to_string())
+            }
             other => ApiError::Internal(Box::new(other)),
         }
     }
@@ -181,7 +192,8 @@ pub(crate) struct ErrorSchema {
     /// What went wrong, in words.
     error: String,
     /// Stable error kind: invalid_field, malformed_body, unauthorized, not_found,
-    /// method_not_allowed, conflict, payload_too_large, unsupported_media_type, internal.
+    /// method_not_allowed, conflict, unprocessable, payload_too_large, unsupported_media_type,
+    /// internal.
     code: String,
     /// For invalid_field: each refused field and why.
     details: std::collections::BTreeMap<String, String>,

@@ -55,6 +55,11 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     if !value.is_object() {
         return Err(ApiError::MalformedBody("the body must be a JSON object".into()));
     }
+    from_value(value)
+}
+
+/// Converts a JSON value into `T` with the same error shape as bodies.
+pub(crate) fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|error| {
         let message = error.inner().to_string();
         if let Some(name) = unknown_field_name(&message) {

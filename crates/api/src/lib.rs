@@ -46,11 +46,28 @@ impl std::fmt::Debug for ApiSettings {
     }
 }
 
+/// What the API tells the rest of the process after it committed a change.
+pub trait Notify: Send + Sync {
+    /// A call was created or hung up through the API: its engine (re)plans it.
+    fn call_changed(&self, call: &domain::Call);
+    /// New deliveries are pending: delivery workers should look now.
+    fn deliveries_pending(&self);
+}
+
+/// A `Notify` that tells no one (tests of the API alone).
+pub struct NoNotify;
+
+impl Notify for NoNotify {
+    fn call_changed(&self, _call: &domain::Call) {}
+    fn deliveries_pending(&self) {}
+}
+
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub settings: Arc<ApiSettings>,
+    pub notify: Arc<dyn Notify>,
 }
 
 #[derive(OpenApi)]
@@ -76,6 +93,9 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::applications::routes())
         .merge(routes::trunks::routes())
         .merge(routes::secrets::routes())
+        .merge(routes::calls::routes())
+        .merge(routes::callbacks::routes())
+        .merge(routes::switch::routes())
         .split_for_parts()
 }
 

@@ -9,7 +9,7 @@ use crate::event::EventKind;
 use crate::values::Timezone;
 
 /// `StartTime`/`AnswerTime`/`EndTime`: the account's time zone, `yyyy-MM-dd HH:mm:ss`.
-fn local(time: DateTime<Utc>, timezone: Timezone) -> String {
+pub fn local_time(time: DateTime<Utc>, timezone: Timezone) -> String {
     time.with_timezone(&timezone.tz())
         .format("%Y-%m-%d %H:%M:%S")
         .to_string()
@@ -50,14 +50,16 @@ pub fn callback_fields(
                 ("HangupSource", hangup.source.clone()),
                 ("Duration", call.duration_s().to_string()),
                 ("BillDuration", call.bill_duration_s().to_string()),
-                ("StartTime", local(call.initiated_at, timezone)),
+                ("StartTime", local_time(call.initiated_at, timezone)),
                 (
                     "AnswerTime",
-                    call.answered_at.map(|t| local(t, timezone)).unwrap_or_default(),
+                    call.answered_at
+                        .map(|t| local_time(t, timezone))
+                        .unwrap_or_default(),
                 ),
                 (
                     "EndTime",
-                    call.ended_at.map(|t| local(t, timezone)).unwrap_or_default(),
+                    call.ended_at.map(|t| local_time(t, timezone)).unwrap_or_default(),
                 ),
             ]);
         }

@@ -5,6 +5,7 @@
 //! arguments, so every rule is table-testable. Wire shapes (JSON) live in `api`, SQL in `store`.
 
 pub mod call;
+pub mod delivery;
 pub mod event;
 pub mod fields;
 pub mod hangup;
@@ -16,6 +17,7 @@ pub mod simulated;
 pub mod values;
 
 pub use call::{Call, CallStatus, Direction, Engine, Report, Target, TransitionError};
+pub use delivery::{DeliveryStatus, TargetKind};
 pub use event::{EventFilter, EventKind, FilterName};
 pub use hangup::HangupCause;
 pub use ids::{AppId, AuthId, CallUuid, EventId, SecretId, TrunkId};

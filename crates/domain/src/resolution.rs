@@ -126,10 +126,10 @@ pub fn resolve(hierarchy: &Hierarchy, kind: EventKind, call_status: &str) -> Res
         format!("{} {} set, no event filter", level.as_str(), level.url_field())
     } else {
         format!(
-            "{} {} set, filter {:?} {} {}",
+            "{} {} set, filter [{}] {} {}",
             level.as_str(),
             level.url_field(),
-            config.filter.written(),
+            config.filter.written().join(", "),
             if admitted { "admits" } else { "excludes" },
             kind
         )

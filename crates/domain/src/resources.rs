@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use urlguard::CallbackUrl;
 
+use crate::call::Engine;
 use crate::event::EventFilter;
 use crate::ids::{AppId, AuthId, TrunkId};
 use crate::patch::Patch;
@@ -179,6 +180,8 @@ pub struct Trunk {
     pub trunk_status: TrunkStatus,
     pub termination_uri: Option<SipUri>,
     pub recording: bool,
+    /// What drives calls placed through this trunk.
+    pub engine: Engine,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -193,6 +196,7 @@ pub struct TrunkPatch {
     pub trunk_status: Patch<TrunkStatus>,
     pub termination_uri: Patch<SipUri>,
     pub recording: Patch<bool>,
+    pub engine: Patch<Engine>,
 }
 
 impl Trunk {
@@ -208,6 +212,7 @@ impl Trunk {
             trunk_status: TrunkStatus::default(),
             termination_uri: None,
             recording: false,
+            engine: Engine::Simulated,
             created_at: now,
             updated_at: now,
         }
@@ -232,6 +237,7 @@ impl Trunk {
             .apply_or(&mut self.trunk_status, TrunkStatus::default);
         patch.termination_uri.apply_to(&mut self.termination_uri);
         patch.recording.apply_or(&mut self.recording, || false);
+        patch.engine.apply_or(&mut self.engine, || Engine::Simulated);
         self.updated_at = now;
     }
 }

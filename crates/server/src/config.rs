@@ -323,6 +323,9 @@ mod tests {
             ..Layer::default()
         };
         let shown = format!("{:?}", Config::load(flags, None).expect("valid"));
-        assert!(!shown.contains("operator-token") && !shown.contains("server-key-material"), "{shown}");
+        assert!(
+            !shown.contains("operator-token") && !shown.contains("server-key-material"),
+            "{shown}"
+        );
     }
 }

@@ -37,8 +37,6 @@ enum Command {
     Migrate(Layer),
     /// Manage accounts directly in the database, without a running server
     Accounts {
-        #[command(flatten)]
-        settings: Layer,
         #[command(subcommand)]
         command: AccountsCommand,
     },
@@ -53,9 +51,15 @@ enum AccountsCommand {
         /// Make it a sub-account of this main account
         #[arg(long)]
         parent: Option<String>,
+        #[command(flatten)]
+        settings: Layer,
     },
     /// Replace an account's auth token; prints the new token as JSON
-    RotateToken { auth_id: String },
+    RotateToken {
+        auth_id: String,
+        #[command(flatten)]
+        settings: Layer,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -86,11 +90,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             tracing::info!("database is up to date");
             Ok(())
         }
-        Command::Accounts { settings, command } => {
-            let config = Config::load(settings, cli.config.as_deref())?;
-            telemetry::init(config.log_format);
-            accounts(&config, command).await
-        }
+        Command::Accounts { command } => accounts(command, cli.config.as_deref()).await,
     }
 }
 
@@ -125,20 +125,29 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     serve::run(config, store, listener, shutdown).await
 }
 
-async fn accounts(config: &Config, command: AccountsCommand) -> anyhow::Result<()> {
-    let store = serve::open_store(config).await?;
+async fn accounts(command: AccountsCommand, file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let settings = match &command {
+        AccountsCommand::Create { settings, .. } | AccountsCommand::RotateToken { settings, .. } => {
+            settings.clone()
+        }
+    };
+    let config = Config::load(settings, file)?;
+    telemetry::init(config.log_format);
+    let store = serve::open_store(&config).await?;
     match command {
-        AccountsCommand::Create { name, parent } => {
+        AccountsCommand::Create { name, parent, .. } => {
             let parent = parent.map_or(api::Field::Absent, api::Field::Value);
             let created = api::new_account(store.as_ref(), api::Field::Value(name), parent)
                 .await
                 .map_err(describe)?;
             print_json(&api::account_created_json(created))
         }
-        AccountsCommand::RotateToken { auth_id } => {
+        AccountsCommand::RotateToken { auth_id, .. } => {
             let id =
                 domain::AuthId::parse(&auth_id).with_context(|| format!("{auth_id:?} is not an auth id"))?;
-            let token = api::rotate_account_token(store.as_ref(), &id).await.map_err(describe)?;
+            let token = api::rotate_account_token(store.as_ref(), &id)
+                .await
+                .map_err(describe)?;
             print_json(&api::token_rotated_json(&id, token))
         }
     }

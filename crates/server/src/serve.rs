@@ -6,8 +6,10 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use api::{ApiSettings, AppState};
-use domain::UrlPolicy;
+use api::{ApiSettings, AppState, Notify};
+use carrier::Carrier;
+use domain::simulated::SimTimings;
+use domain::{Call, UrlPolicy};
 use store::{SqliteStore, Store, Vault};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -45,6 +47,12 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let timings = SimTimings {
+        ring_ms: millis(config.sim_ring),
+        talk_ms: millis(config.sim_talk),
+    };
+    let (carrier, carrier_task) =
+        Carrier::spawn(Arc::clone(&store), timings, shutdown.clone(), Arc::new(|| {}));
     let state = AppState {
         store,
         settings: Arc::new(ApiSettings {
@@ -53,14 +61,37 @@ pub async fn run(
             },
             admin_token: config.admin_token.clone(),
         }),
+        notify: Arc::new(Wiring { carrier }),
     };
     let app = api::router(state);
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await
         .context("serving the API")?;
     tracing::info!("API stopped");
+    // The API can stop on its own only by failing; make sure the carrier stops too.
+    shutdown.cancel();
+    if let Err(error) = carrier_task.await {
+        tracing::error!(%error, "the simulated carrier ended abnormally");
+    }
     Ok(())
+}
+
+fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Passes the API's notifications to the parts of the process that act on them.
+struct Wiring {
+    carrier: Carrier,
+}
+
+impl Notify for Wiring {
+    fn call_changed(&self, call: &Call) {
+        self.carrier.plan(call);
+    }
+
+    fn deliveries_pending(&self) {}
 }
 
 /// Cancels `token` on SIGTERM or Ctrl-C (SIGINT).

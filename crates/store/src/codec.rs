@@ -55,6 +55,10 @@ pub fn status_from_db(text: &str) -> Result<TrunkStatus, StoreError> {
     TrunkStatus::parse(text).map_err(|_| corrupt("trunk_status", text))
 }
 
+pub fn engine_from_db(text: &str) -> Result<domain::Engine, StoreError> {
+    domain::Engine::parse(text).ok_or_else(|| corrupt("engine", text))
+}
+
 pub fn sip_uri_from_db(text: Option<String>) -> Result<Option<SipUri>, StoreError> {
     text.map(|text| SipUri::parse(&text).ok_or_else(|| corrupt("termination_uri", &text)))
         .transpose()

@@ -9,6 +9,9 @@ pub enum StoreError {
     /// The write conflicts with the stored state; the message says how.
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// The call's state does not allow the report (duplicate, out of order, inconsistent).
+    #[error(transparent)]
+    Transition(domain::TransitionError),
     /// A stored row does not decode: the database was altered outside Hookline, or the server
     /// key changed.
     #[error("stored data is corrupt: {0}")]

@@ -12,7 +12,10 @@ pub mod vault;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::{Account, AppId, Application, AuthId, SecretId, Trunk, TrunkId};
+use domain::{
+    Account, AppId, Application, AuthId, Call, CallStatus, CallUuid, Channel, DeliveryStatus, Direction,
+    EventId, EventKind, HttpMethod, Level, Report, SecretId, Trunk, TrunkId,
+};
 
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
@@ -80,6 +83,73 @@ pub enum SecretDeletion {
     LastSecret,
 }
 
+/// A stored answer for an `Idempotency-Key` (24 h).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotentAnswer {
+    /// SHA-256 of the canonical request body: the same key with another body is refused.
+    pub request_hash: [u8; 32],
+    pub status: u16,
+    pub body: String,
+}
+
+/// What `create_call` did.
+#[derive(Debug, Clone)]
+pub enum CallCreation {
+    /// The call is stored with its `CallInitiated` event and deliveries.
+    Created(Box<Call>),
+    /// The idempotency key was used before (within 24 h): its first answer.
+    Replayed(IdempotentAnswer),
+}
+
+/// An event that was recorded, with the call as it now stands.
+#[derive(Debug, Clone)]
+pub struct RecordedEvent {
+    pub event_id: EventId,
+    pub sequence: u32,
+    pub kind: EventKind,
+    pub call: Call,
+}
+
+/// Filters of the call list; `None` does not filter.
+#[derive(Debug, Clone, Default)]
+pub struct CallFilter {
+    pub status: Option<CallStatus>,
+    pub direction: Option<Direction>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// Initiated at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Initiated before.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Filters of the callback list across calls.
+#[derive(Debug, Clone, Default)]
+pub struct CallbackFilter {
+    pub status: Option<DeliveryStatus>,
+    /// Created at or after.
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// One delivery (an event on one channel) as the delivery log shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryRecord {
+    pub event_id: EventId,
+    pub call_uuid: CallUuid,
+    pub event: EventKind,
+    pub sequence: u32,
+    pub channel: Channel,
+    pub level: Option<Level>,
+    pub reason: String,
+    pub url: Option<String>,
+    pub method: HttpMethod,
+    pub fallback_url: Option<String>,
+    pub status: DeliveryStatus,
+    pub delivered_to: Option<String>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
 /// The storage interface. Every method is one short transaction; none is held across I/O
 /// outside the database.
 #[async_trait]
@@ -132,4 +202,56 @@ pub trait Store: Send + Sync + 'static {
         auth_id: &AuthId,
         secret_id: &SecretId,
     ) -> Result<SecretDeletion, StoreError>;
+
+    /// Stores a new call (status `queued`, sequence 1) with its `CallInitiated` event and that
+    /// event's deliveries, resolved from the configuration as it is now — all in one
+    /// transaction. With an idempotency key: a key used within 24 h replays its first answer
+    /// (the caller compares the request hash); otherwise `answer` is stored with the call.
+    async fn create_call(
+        &self,
+        call: &Call,
+        idempotency: Option<(&str, IdempotentAnswer)>,
+        now: DateTime<Utc>,
+    ) -> Result<CallCreation, StoreError>;
+    /// A stored idempotent answer younger than 24 h, if any.
+    async fn idempotent_answer(
+        &self,
+        auth_id: &AuthId,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<IdempotentAnswer>, StoreError>;
+    /// A call; `auth_id` restricts it to one account (`None`: the operator sees all).
+    async fn call(&self, auth_id: Option<&AuthId>, call_uuid: &CallUuid) -> Result<Option<Call>, StoreError>;
+    /// An account's calls, newest first.
+    async fn list_calls(
+        &self,
+        auth_id: &AuthId,
+        filter: &CallFilter,
+        page: Page,
+    ) -> Result<Listing<Call>, StoreError>;
+    /// Applies a progress report: the transition, its event and the event's deliveries in one
+    /// transaction. `Transition` (nothing written) when the state does not allow it.
+    async fn apply_report(
+        &self,
+        auth_id: Option<&AuthId>,
+        call_uuid: &CallUuid,
+        report: Report,
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<RecordedEvent, StoreError>;
+    /// Simulated calls whose script has not finished (to resume after a restart).
+    async fn unfinished_simulated_calls(&self) -> Result<Vec<Call>, StoreError>;
+    /// The delivery log of one call, in sequence order.
+    async fn call_deliveries(
+        &self,
+        auth_id: &AuthId,
+        call_uuid: &CallUuid,
+    ) -> Result<Vec<DeliveryRecord>, StoreError>;
+    /// Deliveries across an account's calls, newest first.
+    async fn list_deliveries(
+        &self,
+        auth_id: &AuthId,
+        filter: &CallbackFilter,
+        page: Page,
+    ) -> Result<Listing<DeliveryRecord>, StoreError>;
 }

@@ -153,8 +153,11 @@ async fn rotate_token(
 /// # Errors
 /// `NotFound` for an unknown account; store failures.
 pub async fn rotate_account_token(store: &dyn Store, auth_id: &AuthId) -> Result<String, ApiError> {
-    store.rotate_token(auth_id, clock::now()).await.map_err(|e| match e {
-        store::StoreError::NotFound => ApiError::NotFound("account"),
-        other => other.into(),
-    })
+    store
+        .rotate_token(auth_id, clock::now())
+        .await
+        .map_err(|e| match e {
+            store::StoreError::NotFound => ApiError::NotFound("account"),
+            other => other.into(),
+        })
 }

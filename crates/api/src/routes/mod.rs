@@ -4,8 +4,11 @@
 pub mod account;
 pub mod admin;
 pub mod applications;
+pub mod callbacks;
+pub mod calls;
 pub mod health;
 pub mod secrets;
+pub mod switch;
 pub mod trunks;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -27,6 +30,13 @@ pub async fn method_not_allowed() -> ApiError {
 /// Resource times: RFC 3339 in UTC with microseconds.
 pub fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Parses an RFC 3339 time from a query or body field.
+pub fn parse_time(field: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| ApiError::invalid(field, "must be an RFC 3339 time such as 2026-04-02T12:00:00Z"))
 }
 
 /// `meta` of a list answer.

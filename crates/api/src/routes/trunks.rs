@@ -3,7 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use domain::{SipUri, Trunk, TrunkDirection, TrunkId, TrunkPatch, TrunkStatus};
+use domain::{Engine, SipUri, Trunk, TrunkDirection, TrunkId, TrunkPatch, TrunkStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -27,6 +27,8 @@ pub struct TrunkOut {
     trunk_status: String,
     termination_uri: Option<String>,
     recording: bool,
+    /// `simulated` (the built-in carrier) or `external` (a switch reports events).
+    engine: String,
     created_at: String,
     updated_at: String,
 }
@@ -43,6 +45,7 @@ impl From<Trunk> for TrunkOut {
             trunk_status: trunk.trunk_status.as_str().to_owned(),
             termination_uri: trunk.termination_uri.map(|u| u.as_str().to_owned()),
             recording: trunk.recording,
+            engine: trunk.engine.as_str().to_owned(),
             created_at: time(trunk.created_at),
             updated_at: time(trunk.updated_at),
         }
@@ -85,6 +88,11 @@ pub struct TrunkIn {
     #[serde(default)]
     #[schema(value_type = Option<bool>)]
     recording: Field<bool>,
+    /// What drives calls through this trunk: `simulated` (default) or `external` (the switch
+    /// interface reports their events).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    engine: Field<String>,
 }
 
 impl TrunkIn {
@@ -105,6 +113,10 @@ impl TrunkIn {
                 SipUri::parse(&t).ok_or("must be a sip: or sips: URI")
             }),
             recording: checker.parsed("recording", self.recording, Ok::<bool, std::convert::Infallible>),
+            engine: checker.parsed("engine", self.engine, |e: String| match e.as_str() {
+                "sip" => Err("the sip engine is not available yet; use simulated or external"),
+                other => Engine::parse(other).ok_or("must be simulated or external"),
+            }),
         };
         checker.finish()?;
         Ok(patch)

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::{Account, AppId, Application, AuthId, SecretId, Trunk, TrunkId};
+use domain::{
+    Account, AppId, Application, AuthId, Call, CallUuid, EventId, EventKind, Report, SecretId, Trunk, TrunkId,
+};
 use rand::RngCore;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -19,8 +21,21 @@ use sqlx::{Row, SqlitePool};
 use crate::codec::*;
 use crate::vault::{new_auth_token, token_hash, token_matches, Vault};
 use crate::{
-    Authentication, CreatedAccount, Listing, NewSecret, Page, SecretDeletion, SecretInfo, Store, StoreError,
+    Authentication, CallCreation, CallFilter, CallbackFilter, CreatedAccount, DeliveryRecord,
+    IdempotentAnswer, Listing, NewSecret, Page, RecordedEvent, SecretDeletion, SecretInfo, Store, StoreError,
 };
+
+mod calls;
+
+/// Idempotency keys are honoured for this long (PRODUCT.md §2.4).
+const IDEMPOTENCY_WINDOW_MICROS: i64 = 24 * 3600 * 1_000_000;
+
+/// Transactions that read before they write start with `BEGIN IMMEDIATE`: in WAL mode a
+/// deferred transaction that upgrades to a writer after another writer committed fails at once
+/// with SQLITE_BUSY (no busy-timeout wait), while an immediate one queues for the write lock.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
 /// How many times a generated id is redrawn after a (vanishingly rare) collision.
 const ID_ATTEMPTS: usize = 3;
@@ -31,7 +46,7 @@ const APPLICATION_COLUMNS: &str =
     "app_id, auth_id, name, callback_url, callback_method, fallback_callback_url, \
      callback_events, answer_url, answer_method, hangup_url, hangup_method, created_at, updated_at";
 const TRUNK_COLUMNS: &str = "trunk_id, auth_id, name, status_callback, status_callback_method, \
-     status_callback_events, trunk_direction, trunk_status, termination_uri, recording, created_at, updated_at";
+     status_callback_events, trunk_direction, trunk_status, termination_uri, recording, engine, created_at, updated_at";
 
 /// A [`Store`] on one SQLite database file.
 #[derive(Debug, Clone)]
@@ -361,7 +376,7 @@ impl Store for SqliteStore {
 
     async fn insert_trunk(&self, trunk: &Trunk) -> Result<(), StoreError> {
         sqlx::query(&format!(
-            "INSERT INTO trunks ({TRUNK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO trunks ({TRUNK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .bind(trunk.trunk_id.to_string())
         .bind(trunk.auth_id.as_str())
@@ -373,6 +388,7 @@ impl Store for SqliteStore {
         .bind(trunk.trunk_status.as_str())
         .bind(trunk.termination_uri.as_ref().map(|uri| uri.as_str()))
         .bind(trunk.recording)
+        .bind(trunk.engine.as_str())
         .bind(time_to_db(trunk.created_at))
         .bind(time_to_db(trunk.updated_at))
         .execute(&self.pool)
@@ -402,7 +418,7 @@ impl Store for SqliteStore {
     async fn update_trunk(&self, trunk: &Trunk) -> Result<(), StoreError> {
         let done = sqlx::query(
             "UPDATE trunks SET name = ?, status_callback = ?, status_callback_method = ?, status_callback_events = ?, \
-             trunk_direction = ?, trunk_status = ?, termination_uri = ?, recording = ?, updated_at = ? \
+             trunk_direction = ?, trunk_status = ?, termination_uri = ?, recording = ?, engine = ?, updated_at = ? \
              WHERE auth_id = ? AND trunk_id = ?",
         )
         .bind(&trunk.name)
@@ -413,6 +429,7 @@ impl Store for SqliteStore {
         .bind(trunk.trunk_status.as_str())
         .bind(trunk.termination_uri.as_ref().map(|uri| uri.as_str()))
         .bind(trunk.recording)
+        .bind(trunk.engine.as_str())
         .bind(time_to_db(trunk.updated_at))
         .bind(trunk.auth_id.as_str())
         .bind(trunk.trunk_id.to_string())
@@ -492,6 +509,183 @@ impl Store for SqliteStore {
             SecretDeletion::LastSecret
         } else {
             SecretDeletion::NotFound
+        })
+    }
+
+    async fn create_call(
+        &self,
+        call: &Call,
+        idempotency: Option<(&str, IdempotentAnswer)>,
+        now: DateTime<Utc>,
+    ) -> Result<CallCreation, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        if let Some((key, answer)) = &idempotency {
+            if let Some(existing) = fetch_idempotent(&mut tx, &call.auth_id, key, now).await? {
+                return Ok(CallCreation::Replayed(existing));
+            }
+            sqlx::query("DELETE FROM idempotency_keys WHERE auth_id = ? AND key = ?")
+                .bind(call.auth_id.as_str())
+                .bind(*key)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO idempotency_keys (auth_id, key, request_hash, status, body, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(call.auth_id.as_str())
+            .bind(*key)
+            .bind(answer.request_hash.as_slice())
+            .bind(i64::from(answer.status))
+            .bind(&answer.body)
+            .bind(time_to_db(now))
+            .execute(&mut *tx)
+            .await?;
+        }
+        calls::insert_call(&mut tx, call, now).await?;
+        let event_id = EventId::from_random(random_u128());
+        calls::record_event(
+            &mut tx,
+            call,
+            EventKind::CallInitiated,
+            call.initiated_at,
+            now,
+            event_id,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(CallCreation::Created(Box::new(call.clone())))
+    }
+
+    async fn idempotent_answer(
+        &self,
+        auth_id: &AuthId,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<IdempotentAnswer>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        fetch_idempotent(&mut conn, auth_id, key, now).await
+    }
+
+    async fn call(&self, auth_id: Option<&AuthId>, call_uuid: &CallUuid) -> Result<Option<Call>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        calls::load_call(&mut conn, auth_id, call_uuid).await
+    }
+
+    async fn list_calls(
+        &self,
+        auth_id: &AuthId,
+        filter: &CallFilter,
+        page: Page,
+    ) -> Result<Listing<Call>, StoreError> {
+        const WHERE: &str =
+            "WHERE auth_id = ?1 AND (?2 IS NULL OR call_status = ?2) AND (?3 IS NULL OR direction = ?3) \
+             AND (?4 IS NULL OR from_number = ?4) AND (?5 IS NULL OR to_number = ?5) \
+             AND (?6 IS NULL OR initiated_at >= ?6) AND (?7 IS NULL OR initiated_at < ?7)";
+        let bind = |sql| call_filter_query(sql, auth_id, filter);
+        let select = format!(
+            "SELECT {} FROM calls {WHERE} ORDER BY initiated_at DESC, call_uuid DESC LIMIT ?8 OFFSET ?9",
+            calls::CALL_COLUMNS
+        );
+        let count = format!("SELECT COUNT(*) FROM calls {WHERE}");
+        let items = bind(&select)
+            .bind(i64::from(page.limit))
+            .bind(offset_to_db(page.offset))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(calls::call_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let total: i64 = bind(&count).fetch_one(&self.pool).await?.try_get(0)?;
+        Ok(Listing {
+            items,
+            total: u64::try_from(total).unwrap_or(0),
+        })
+    }
+
+    async fn apply_report(
+        &self,
+        auth_id: Option<&AuthId>,
+        call_uuid: &CallUuid,
+        report: Report,
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<RecordedEvent, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut call = calls::load_call(&mut tx, auth_id, call_uuid)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let kind = call.apply(report, at).map_err(StoreError::Transition)?;
+        let event_id = EventId::from_random(random_u128());
+        calls::update_call(&mut tx, &call, now).await?;
+        calls::record_event(&mut tx, &call, kind, at, now, event_id).await?;
+        tx.commit().await?;
+        Ok(RecordedEvent {
+            event_id,
+            sequence: call.last_sequence,
+            kind,
+            call,
+        })
+    }
+
+    async fn unfinished_simulated_calls(&self) -> Result<Vec<Call>, StoreError> {
+        // Finished calls may still owe a RecordStop; the carrier's script decides.
+        sqlx::query(&format!(
+            "SELECT {} FROM calls WHERE engine = 'simulated' \
+             AND (call_status IN ('queued', 'ringing', 'in-progress') \
+                  OR (record = 1 AND answered_at IS NOT NULL AND recording_id IS NULL))",
+            calls::CALL_COLUMNS
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(calls::call_from_row)
+        .collect()
+    }
+
+    async fn call_deliveries(
+        &self,
+        auth_id: &AuthId,
+        call_uuid: &CallUuid,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {} FROM deliveries WHERE auth_id = ? AND call_uuid = ? ORDER BY sequence, delivery_id",
+            calls::DELIVERY_COLUMNS
+        ))
+        .bind(auth_id.as_str())
+        .bind(call_uuid.to_string())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(calls::delivery_from_row)
+        .collect()
+    }
+
+    async fn list_deliveries(
+        &self,
+        auth_id: &AuthId,
+        filter: &CallbackFilter,
+        page: Page,
+    ) -> Result<Listing<DeliveryRecord>, StoreError> {
+        const WHERE: &str =
+            "WHERE auth_id = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR created_at >= ?3)";
+        let bind = |sql| callback_filter_query(sql, auth_id, filter);
+        let select = format!(
+            "SELECT {} FROM deliveries {WHERE} ORDER BY created_at DESC, delivery_id DESC LIMIT ?4 OFFSET ?5",
+            calls::DELIVERY_COLUMNS
+        );
+        let count = format!("SELECT COUNT(*) FROM deliveries {WHERE}");
+        let items = bind(&select)
+            .bind(i64::from(page.limit))
+            .bind(offset_to_db(page.offset))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(calls::delivery_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let total: i64 = bind(&count).fetch_one(&self.pool).await?.try_get(0)?;
+        Ok(Listing {
+            items,
+            total: u64::try_from(total).unwrap_or(0),
         })
     }
 }
@@ -574,7 +768,56 @@ fn trunk_from_row(row: &SqliteRow) -> Result<Trunk, StoreError> {
         trunk_status: status_from_db(row.try_get("trunk_status")?)?,
         termination_uri: sip_uri_from_db(row.try_get("termination_uri")?)?,
         recording: row.try_get("recording")?,
+        engine: engine_from_db(row.try_get("engine")?)?,
         created_at: time_from_db(row.try_get("created_at")?)?,
         updated_at: time_from_db(row.try_get("updated_at")?)?,
     })
+}
+
+async fn fetch_idempotent(
+    conn: &mut sqlx::SqliteConnection,
+    auth_id: &AuthId,
+    key: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<IdempotentAnswer>, StoreError> {
+    let row = sqlx::query(
+        "SELECT request_hash, status, body FROM idempotency_keys WHERE auth_id = ? AND key = ? AND created_at > ?",
+    )
+    .bind(auth_id.as_str())
+    .bind(key)
+    .bind(time_to_db(now) - IDEMPOTENCY_WINDOW_MICROS)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let hash: Vec<u8> = row.try_get("request_hash")?;
+    let status: i64 = row.try_get("status")?;
+    Ok(Some(IdempotentAnswer {
+        request_hash: <[u8; 32]>::try_from(hash.as_slice()).map_err(|_| corrupt("request_hash", key))?,
+        status: u16::try_from(status).map_err(|_| corrupt("status", &status.to_string()))?,
+        body: row.try_get("body")?,
+    }))
+}
+
+fn call_filter_query<'q>(sql: &'q str, auth_id: &'q AuthId, filter: &'q CallFilter) -> SqliteQuery<'q> {
+    sqlx::query(sql)
+        .bind(auth_id.as_str())
+        .bind(filter.status.map(|s| s.as_str()))
+        .bind(filter.direction.map(|d| d.as_str()))
+        .bind(filter.from.as_deref())
+        .bind(filter.to.as_deref())
+        .bind(filter.since.map(time_to_db))
+        .bind(filter.until.map(time_to_db))
+}
+
+fn callback_filter_query<'q>(
+    sql: &'q str,
+    auth_id: &'q AuthId,
+    filter: &'q CallbackFilter,
+) -> SqliteQuery<'q> {
+    sqlx::query(sql)
+        .bind(auth_id.as_str())
+        .bind(filter.status.map(|s| s.as_str()))
+        .bind(filter.since.map(time_to_db))
 }

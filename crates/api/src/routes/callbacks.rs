@@ -1,0 +1,148 @@
+//! The delivery log (PRODUCT.md §2.5): every event of a call on every channel, with its
+//! resolution — level, reason, target — and its status; and the same across calls.
+
+use axum::extract::{Path, State};
+use domain::{CallUuid, DeliveryStatus};
+use serde::Serialize;
+use store::{CallbackFilter, DeliveryRecord};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, Reply};
+use crate::extract::{Authed, Paging};
+use crate::routes::calls::query_pairs;
+use crate::routes::{parse_time, time, ListOut};
+use crate::AppState;
+
+/// One attempt to deliver. Calls have none until the delivery engine sends them.
+#[allow(dead_code)]
+#[derive(Serialize, ToSchema)]
+pub struct AttemptOut {
+    attempt: u32,
+    target: String,
+    url: String,
+    started_at: String,
+    latency_ms: Option<u64>,
+    status_code: Option<u16>,
+    error: Option<String>,
+}
+
+/// An event on one channel.
+#[derive(Serialize, ToSchema)]
+pub struct CallbackOut {
+    event_id: String,
+    call_uuid: String,
+    event: String,
+    sequence: u32,
+    /// `status`, `ring_url`, `answer_url` or `hangup_url`.
+    channel: String,
+    /// `call`, `application`, `trunk`, `account` or `none`.
+    level: String,
+    /// Why this level and verdict: which URL won and what its filter said.
+    reason: String,
+    url: Option<String>,
+    method: String,
+    fallback_url: Option<String>,
+    /// `pending`, `delivered`, `failed`, `filtered` or `unrouted`.
+    status: String,
+    /// `primary` or `fallback` once delivered.
+    delivered_to: Option<String>,
+    next_attempt_at: Option<String>,
+    created_at: String,
+    attempts: Vec<AttemptOut>,
+}
+
+impl From<DeliveryRecord> for CallbackOut {
+    fn from(record: DeliveryRecord) -> Self {
+        CallbackOut {
+            event_id: record.event_id.to_string(),
+            call_uuid: record.call_uuid.to_string(),
+            event: record.event.as_str().to_owned(),
+            sequence: record.sequence,
+            channel: record.channel.as_str().to_owned(),
+            level: record.level.map_or("none", |l| l.as_str()).to_owned(),
+            reason: record.reason,
+            url: record.url,
+            method: record.method.as_str().to_owned(),
+            fallback_url: record.fallback_url,
+            status: record.status.as_str().to_owned(),
+            delivered_to: record.delivered_to,
+            next_attempt_at: record.next_attempt_at.map(time),
+            created_at: time(record.created_at),
+            attempts: Vec::new(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CallCallbacksOut {
+    call_uuid: String,
+    objects: Vec<CallbackOut>,
+}
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(call_callbacks))
+        .routes(routes!(list_callbacks))
+}
+
+/// The delivery log of one call: each event and channel in sequence order.
+#[utoipa::path(get, path = "/api/v1/account/{auth_id}/calls/{call_uuid}/callbacks", tag = "callbacks",
+    params(("auth_id" = String, Path), ("call_uuid" = String, Path)),
+    security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
+    responses((status = 200, body = CallCallbacksOut), (status = 404, body = crate::error::ErrorSchema)))]
+async fn call_callbacks(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    Path((_auth_id, call_uuid)): Path<(String, String)>,
+) -> Result<Reply<CallCallbacksOut>, ApiError> {
+    let call_uuid = CallUuid::parse(&call_uuid).ok_or(ApiError::NotFound("call"))?;
+    state
+        .store
+        .call(Some(&account.auth_id), &call_uuid)
+        .await?
+        .ok_or(ApiError::NotFound("call"))?;
+    let records = state.store.call_deliveries(&account.auth_id, &call_uuid).await?;
+    Ok(Reply::ok(CallCallbacksOut {
+        call_uuid: call_uuid.to_string(),
+        objects: records.into_iter().map(CallbackOut::from).collect(),
+    }))
+}
+
+/// Callbacks across the account's calls, newest first; filter by `status` and `since`.
+#[utoipa::path(get, path = "/api/v1/account/{auth_id}/callbacks", tag = "callbacks",
+    params(("auth_id" = String, Path),
+        ("status" = Option<String>, Query, description = "pending, delivered, failed, filtered or unrouted"),
+        ("since" = Option<String>, Query, description = "RFC 3339: created at or after"),
+        ("limit" = Option<u32>, Query), ("offset" = Option<u64>, Query)),
+    security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
+    responses((status = 200, body = ListOut<CallbackOut>), (status = 400, body = crate::error::ErrorSchema)))]
+async fn list_callbacks(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    Paging(page): Paging,
+    uri: axum::http::Uri,
+) -> Result<Reply<ListOut<CallbackOut>>, ApiError> {
+    let pairs = query_pairs(&uri)?;
+    let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let filter = CallbackFilter {
+        status: get("status")
+            .map(|s| {
+                DeliveryStatus::parse(s).ok_or_else(|| {
+                    ApiError::invalid(
+                        "status",
+                        "must be pending, delivered, failed, filtered or unrouted",
+                    )
+                })
+            })
+            .transpose()?,
+        since: get("since").map(|t| parse_time("since", t)).transpose()?,
+    };
+    let listing = state
+        .store
+        .list_deliveries(&account.auth_id, &filter, page)
+        .await?;
+    let path = format!("/api/v1/account/{}/callbacks", account.auth_id);
+    Ok(Reply::ok(ListOut::new(&path, page, listing, CallbackOut::from)))
+}
