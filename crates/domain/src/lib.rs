@@ -13,6 +13,7 @@ pub mod ids;
 pub mod patch;
 pub mod resolution;
 pub mod resources;
+pub mod retry;
 pub mod simulated;
 pub mod values;
 
