@@ -59,6 +59,15 @@ pub struct Layer {
     /// In-flight attempts per target host [default: 32]
     #[arg(long, env = "HOOKLINE_PER_HOST_CONCURRENCY")]
     pub per_host_concurrency: Option<usize>,
+    /// Failures in a row that pause a target host [default: 5]
+    #[arg(long, env = "HOOKLINE_BREAKER_THRESHOLD")]
+    pub breaker_threshold: Option<u32>,
+    /// How long a failing host is paused, in ms [default: 5000]
+    #[arg(long, env = "HOOKLINE_BREAKER_PAUSE_MS")]
+    pub breaker_pause_ms: Option<u64>,
+    /// How long a claimed delivery is held before another worker may take it, in ms [default: 300000]
+    #[arg(long, env = "HOOKLINE_LEASE_MS")]
+    pub lease_ms: Option<u64>,
     /// Simulated carrier ring time in ms [default: 1000]
     #[arg(long, env = "HOOKLINE_SIM_RING_MS")]
     pub sim_ring_ms: Option<u64>,
@@ -87,6 +96,9 @@ impl Layer {
             retry_after_cap_ms: self.retry_after_cap_ms.or(lower.retry_after_cap_ms),
             accept_any_2xx: self.accept_any_2xx.or(lower.accept_any_2xx),
             per_host_concurrency: self.per_host_concurrency.or(lower.per_host_concurrency),
+            breaker_threshold: self.breaker_threshold.or(lower.breaker_threshold),
+            breaker_pause_ms: self.breaker_pause_ms.or(lower.breaker_pause_ms),
+            lease_ms: self.lease_ms.or(lower.lease_ms),
             sim_ring_ms: self.sim_ring_ms.or(lower.sim_ring_ms),
             sim_talk_ms: self.sim_talk_ms.or(lower.sim_talk_ms),
             log_format: self.log_format.or(lower.log_format),
@@ -117,6 +129,9 @@ pub struct Config {
     pub retry_after_cap: Duration,
     pub accept_any_2xx: bool,
     pub per_host_concurrency: usize,
+    pub breaker_threshold: u32,
+    pub breaker_pause: Duration,
+    pub lease: Duration,
     pub sim_ring: Duration,
     pub sim_talk: Duration,
     pub log_format: LogFormat,
@@ -139,6 +154,9 @@ impl std::fmt::Debug for Config {
             .field("retry_after_cap", &self.retry_after_cap)
             .field("accept_any_2xx", &self.accept_any_2xx)
             .field("per_host_concurrency", &self.per_host_concurrency)
+            .field("breaker_threshold", &self.breaker_threshold)
+            .field("breaker_pause", &self.breaker_pause)
+            .field("lease", &self.lease)
             .field("sim_ring", &self.sim_ring)
             .field("sim_talk", &self.sim_talk)
             .field("log_format", &self.log_format)
@@ -230,6 +248,17 @@ impl Config {
                 .ok_or_else(|| required("retry_after_cap_ms"))?),
             accept_any_2xx: layer.accept_any_2xx.unwrap_or(false),
             per_host_concurrency,
+            breaker_threshold: layer
+                .breaker_threshold
+                .ok_or_else(|| required("breaker_threshold"))?
+                .max(1),
+            breaker_pause: ms(layer
+                .breaker_pause_ms
+                .ok_or_else(|| required("breaker_pause_ms"))?),
+            lease: ms(layer
+                .lease_ms
+                .ok_or_else(|| required("lease_ms"))?
+                .max(timeout_ms.saturating_mul(2))),
             sim_ring: ms(layer.sim_ring_ms.ok_or_else(|| required("sim_ring_ms"))?),
             sim_talk: ms(layer.sim_talk_ms.ok_or_else(|| required("sim_talk_ms"))?),
             log_format,

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use api::{ApiSettings, AppState, Notify};
 use carrier::Carrier;
+use dispatcher::{BreakerConfig, Dispatcher, DispatcherConfig};
+use domain::retry::RetryPolicy;
 use domain::simulated::SimTimings;
 use domain::{Call, UrlPolicy};
 use store::{SqliteStore, Store, Vault};
@@ -51,8 +53,34 @@ pub async fn run(
         ring_ms: millis(config.sim_ring),
         talk_ms: millis(config.sim_talk),
     };
-    let (carrier, carrier_task) =
-        Carrier::spawn(Arc::clone(&store), timings, shutdown.clone(), Arc::new(|| {}));
+    if config.database.starts_with("sqlite:") {
+        // One process serves an embedded database, so leases left by a crashed run are dead.
+        let released = store
+            .release_all_leases()
+            .await
+            .context("releasing stale leases")?;
+        if released > 0 {
+            tracing::info!(released, "released deliveries claimed by the previous run");
+        }
+    }
+    let dispatcher = Dispatcher::new(
+        Arc::clone(&store),
+        build_sender(&config)?,
+        dispatcher_config(&config),
+    );
+    let wake = dispatcher.clone();
+    let (carrier, carrier_task) = Carrier::spawn(
+        Arc::clone(&store),
+        timings,
+        shutdown.clone(),
+        Arc::new(move || wake.wake()),
+    );
+    let drain = config.callback_timeout + std::time::Duration::from_secs(2);
+    let dispatcher_task = {
+        let dispatcher = dispatcher.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { dispatcher.run(shutdown, drain).await })
+    };
     let state = AppState {
         store,
         settings: Arc::new(ApiSettings {
@@ -61,7 +89,10 @@ pub async fn run(
             },
             admin_token: config.admin_token.clone(),
         }),
-        notify: Arc::new(Wiring { carrier }),
+        notify: Arc::new(Wiring {
+            carrier,
+            dispatcher: dispatcher.clone(),
+        }),
     };
     let app = api::router(state);
     axum::serve(listener, app)
@@ -74,7 +105,49 @@ pub async fn run(
     if let Err(error) = carrier_task.await {
         tracing::error!(%error, "the simulated carrier ended abnormally");
     }
+    if let Err(error) = dispatcher_task.await {
+        tracing::error!(%error, "the delivery engine ended abnormally");
+    }
+    tracing::info!("delivery engine stopped");
     Ok(())
+}
+
+fn build_sender(config: &Config) -> anyhow::Result<sender::Sender> {
+    let extra_ca_pem = match &config.extra_ca {
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("reading extra CA {}", path.display()))?)
+        }
+        None => None,
+    };
+    sender::Sender::new(sender::SenderConfig {
+        timeout: config.callback_timeout,
+        policy: UrlPolicy {
+            allow_private: config.dev,
+        },
+        extra_ca_pem,
+        accept_any_2xx: config.accept_any_2xx,
+        user_agent: format!("Hookline/{}", env!("CARGO_PKG_VERSION")),
+    })
+    .context("building the HTTP sender")
+}
+
+fn dispatcher_config(config: &Config) -> DispatcherConfig {
+    DispatcherConfig {
+        policy: RetryPolicy {
+            max_retries: config.retry_max,
+            base: config.retry_base,
+            jitter: config.retry_jitter,
+            retry_after_cap: config.retry_after_cap,
+        },
+        per_host_concurrency: config.per_host_concurrency,
+        max_in_flight: 512,
+        lease: config.lease,
+        breaker: BreakerConfig {
+            threshold: config.breaker_threshold,
+            pause: chrono::TimeDelta::from_std(config.breaker_pause).unwrap_or(chrono::TimeDelta::seconds(5)),
+        },
+        idle_poll: std::time::Duration::from_secs(1),
+    }
 }
 
 fn millis(duration: std::time::Duration) -> u64 {
@@ -84,6 +157,7 @@ fn millis(duration: std::time::Duration) -> u64 {
 /// Passes the API's notifications to the parts of the process that act on them.
 struct Wiring {
     carrier: Carrier,
+    dispatcher: Dispatcher,
 }
 
 impl Notify for Wiring {
@@ -91,7 +165,9 @@ impl Notify for Wiring {
         self.carrier.plan(call);
     }
 
-    fn deliveries_pending(&self) {}
+    fn deliveries_pending(&self) {
+        self.dispatcher.wake();
+    }
 }
 
 /// Cancels `token` on SIGTERM or Ctrl-C (SIGINT).

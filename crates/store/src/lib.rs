@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::{
     Account, AppId, Application, AuthId, Call, CallStatus, CallUuid, Channel, DeliveryStatus, Direction,
-    EventId, EventKind, HttpMethod, Level, Report, SecretId, Trunk, TrunkId,
+    EventId, EventKind, HttpMethod, Level, Report, SecretId, TargetKind, Trunk, TrunkId,
 };
 
 pub use error::StoreError;
@@ -131,6 +131,93 @@ pub struct CallbackFilter {
     pub since: Option<DateTime<Utc>>,
 }
 
+/// One attempt, as recorded and shown in the delivery log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    /// 1, 2, 3… across primary, fallback and redeliveries (`X-Hookline-Attempt`).
+    pub attempt: u32,
+    pub target: TargetKind,
+    pub url: String,
+    pub started_at: DateTime<Utc>,
+    pub latency_ms: u64,
+    pub status_code: Option<u16>,
+    /// `timeout`, `connect`, `tls`, `dns`, `blocked`, `status`; `None` on success.
+    pub error: Option<String>,
+    pub retry_after_ms: Option<u64>,
+}
+
+/// Where a delivery goes after an attempt (decided by the pure retry policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterAttempt {
+    Delivered,
+    /// Try the same target again at this time.
+    RetryAt(DateTime<Utc>),
+    /// Move to the fallback URL, due at this time.
+    FallbackAt(DateTime<Utc>),
+    Failed,
+}
+
+/// A delivery claimed for sending, with everything needed to build the request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedDelivery {
+    pub delivery_id: i64,
+    pub event_id: EventId,
+    pub call_uuid: CallUuid,
+    pub auth_id: AuthId,
+    pub sequence: u32,
+    pub event: EventKind,
+    pub channel: Channel,
+    pub level: Option<Level>,
+    /// The primary URL.
+    pub url: String,
+    pub method: HttpMethod,
+    pub fallback_url: Option<String>,
+    pub target: TargetKind,
+    /// Attempts already made on `target`.
+    pub target_attempts: u32,
+    /// Attempts already made in all.
+    pub attempt_count: u32,
+    /// The callback's form fields, in wire order.
+    pub fields: Vec<(String, String)>,
+}
+
+impl ClaimedDelivery {
+    /// The URL this attempt goes to.
+    pub fn target_url(&self) -> &str {
+        match self.target {
+            TargetKind::Primary => &self.url,
+            TargetKind::Fallback => self.fallback_url.as_deref().unwrap_or(&self.url),
+        }
+    }
+}
+
+/// The key material that signs an account's callbacks (unsealed; never logged).
+#[derive(Clone)]
+pub struct SigningKeys {
+    pub auth_token: Vec<u8>,
+    /// The parent account's token; the account's own for a main account.
+    pub parent_token: Vec<u8>,
+    /// Raw bytes of each active signing secret.
+    pub secrets: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for SigningKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningKeys(REDACTED)")
+    }
+}
+
+/// What `redeliver` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redelivery {
+    /// This many deliveries of the event were queued again.
+    Queued(usize),
+    /// The event has no channel with a URL (it was filtered or unrouted).
+    NothingToSend,
+    /// A delivery of the event is still pending.
+    StillPending,
+}
+
 /// One delivery (an event on one channel) as the delivery log shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryRecord {
@@ -148,6 +235,7 @@ pub struct DeliveryRecord {
     pub delivered_to: Option<String>,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    pub attempts: Vec<AttemptRecord>,
 }
 
 /// The storage interface. Every method is one short transaction; none is held across I/O
@@ -254,4 +342,47 @@ pub trait Store: Send + Sync + 'static {
         filter: &CallbackFilter,
         page: Page,
     ) -> Result<Listing<DeliveryRecord>, StoreError>;
+
+    /// Claims up to `limit` deliveries that are due at `now`, not leased, and not waiting
+    /// behind an earlier pending event of their call to the same URL; leases them until
+    /// `lease_until`. One statement, so two workers never claim the same delivery.
+    async fn claim_due(
+        &self,
+        limit: u32,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError>;
+    /// When the next claimable delivery falls due (past times mean now).
+    async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// Records an attempt and moves the delivery on, releasing its lease, in one transaction.
+    async fn record_attempt(
+        &self,
+        delivery_id: i64,
+        attempt: &AttemptRecord,
+        after: AfterAttempt,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Releases a delivery without an attempt, due again at `next_attempt_at` (circuit breaker
+    /// pause, shutdown).
+    async fn release(&self, delivery_id: i64, next_attempt_at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Releases every lease: at start-up of the only process on an embedded database, leases
+    /// left by a crashed run are known dead.
+    async fn release_all_leases(&self) -> Result<u64, StoreError>;
+    /// Unsealed signing keys of an account.
+    async fn signing_keys(&self, auth_id: &AuthId) -> Result<SigningKeys, StoreError>;
+    /// Queues every sendable delivery of an event again, from the primary URL (same event id).
+    async fn redeliver(
+        &self,
+        auth_id: &AuthId,
+        event_id: &EventId,
+        now: DateTime<Utc>,
+    ) -> Result<Redelivery, StoreError>;
+    /// The deliveries of one event (for the redeliver answer).
+    async fn event_deliveries(
+        &self,
+        auth_id: &AuthId,
+        event_id: &EventId,
+    ) -> Result<Vec<DeliveryRecord>, StoreError>;
+    /// Pending deliveries: how many, and when the oldest was created (for metrics).
+    async fn queue_depth(&self) -> Result<(u64, Option<DateTime<Utc>>), StoreError>;
 }

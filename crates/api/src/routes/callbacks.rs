@@ -4,7 +4,7 @@
 use axum::extract::{Path, State};
 use domain::{CallUuid, DeliveryStatus};
 use serde::Serialize;
-use store::{CallbackFilter, DeliveryRecord};
+use store::{AttemptRecord, CallbackFilter, DeliveryRecord};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -15,17 +15,34 @@ use crate::routes::calls::query_pairs;
 use crate::routes::{parse_time, time, ListOut};
 use crate::AppState;
 
-/// One attempt to deliver. Calls have none until the delivery engine sends them.
-#[allow(dead_code)]
+/// One attempt to deliver.
 #[derive(Serialize, ToSchema)]
 pub struct AttemptOut {
     attempt: u32,
     target: String,
     url: String,
     started_at: String,
-    latency_ms: Option<u64>,
+    latency_ms: u64,
     status_code: Option<u16>,
+    /// `timeout`, `connect`, `tls`, `dns`, `blocked` or `status`; `null` on success.
     error: Option<String>,
+    /// The delay a 429/503 asked for (ms), when it did.
+    retry_after_ms: Option<u64>,
+}
+
+impl From<AttemptRecord> for AttemptOut {
+    fn from(attempt: AttemptRecord) -> Self {
+        AttemptOut {
+            attempt: attempt.attempt,
+            target: attempt.target.as_str().to_owned(),
+            url: attempt.url,
+            started_at: time(attempt.started_at),
+            latency_ms: attempt.latency_ms,
+            status_code: attempt.status_code,
+            error: attempt.error,
+            retry_after_ms: attempt.retry_after_ms,
+        }
+    }
 }
 
 /// An event on one channel.
@@ -70,7 +87,7 @@ impl From<DeliveryRecord> for CallbackOut {
             delivered_to: record.delivered_to,
             next_attempt_at: record.next_attempt_at.map(time),
             created_at: time(record.created_at),
-            attempts: Vec::new(),
+            attempts: record.attempts.into_iter().map(AttemptOut::from).collect(),
         }
     }
 }

@@ -25,7 +25,7 @@ pub(super) const CALL_COLUMNS: &str = "call_uuid, auth_id, direction, from_numbe
      hangup_source, recording_id, recording_url, recording_duration_ms, recording_end_reason, last_sequence";
 
 pub(super) const DELIVERY_COLUMNS: &str =
-    "event_id, call_uuid, event, sequence, channel, level, reason, url, method, \
+    "delivery_id, event_id, call_uuid, event, sequence, channel, level, reason, url, method, \
      fallback_url, status, delivered_to, next_attempt_at, created_at";
 
 pub(super) async fn insert_call(
@@ -282,12 +282,12 @@ fn target_from_db(url: Option<String>, method: Option<String>) -> Result<Option<
     Ok(Some(Target { url, method }))
 }
 
-fn optional_time(row: &SqliteRow, column: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+pub(super) fn optional_time(row: &SqliteRow, column: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
     let micros: Option<i64> = row.try_get(column)?;
     micros.map(time_from_db).transpose()
 }
 
-fn count(row: &SqliteRow, column: &str) -> Result<u32, StoreError> {
+pub(super) fn count(row: &SqliteRow, column: &str) -> Result<u32, StoreError> {
     let value: i64 = row.try_get(column)?;
     u32::try_from(value).map_err(|_| corrupt(column, &value.to_string()))
 }
@@ -381,5 +381,6 @@ pub(super) fn delivery_from_row(row: &SqliteRow) -> Result<DeliveryRecord, Store
         delivered_to: row.try_get("delivered_to")?,
         next_attempt_at: optional_time(row, "next_attempt_at")?,
         created_at: time_from_db(row.try_get("created_at")?)?,
+        attempts: Vec::new(),
     })
 }

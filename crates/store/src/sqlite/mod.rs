@@ -21,11 +21,13 @@ use sqlx::{Row, SqlitePool};
 use crate::codec::*;
 use crate::vault::{new_auth_token, token_hash, token_matches, Vault};
 use crate::{
-    Authentication, CallCreation, CallFilter, CallbackFilter, CreatedAccount, DeliveryRecord,
-    IdempotentAnswer, Listing, NewSecret, Page, RecordedEvent, SecretDeletion, SecretInfo, Store, StoreError,
+    AfterAttempt, AttemptRecord, Authentication, CallCreation, CallFilter, CallbackFilter, ClaimedDelivery,
+    CreatedAccount, DeliveryRecord, IdempotentAnswer, Listing, NewSecret, Page, RecordedEvent, Redelivery,
+    SecretDeletion, SecretInfo, SigningKeys, Store, StoreError,
 };
 
 mod calls;
+mod queue;
 
 /// Idempotency keys are honoured for this long (PRODUCT.md §2.4).
 const IDEMPOTENCY_WINDOW_MICROS: i64 = 24 * 3600 * 1_000_000;
@@ -136,6 +138,12 @@ impl SqliteStore {
             .fetch_one(&self.pool)
             .await?;
         Ok(u64::try_from(total).unwrap_or(0))
+    }
+
+    fn open_token(&self, auth_id: &str, sealed: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        self.vault
+            .open(auth_id, &sealed)
+            .map_err(|_| corrupt("auth token of", auth_id))
     }
 
     async fn insert_secret(
@@ -647,17 +655,15 @@ impl Store for SqliteStore {
         auth_id: &AuthId,
         call_uuid: &CallUuid,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        sqlx::query(&format!(
-            "SELECT {} FROM deliveries WHERE auth_id = ? AND call_uuid = ? ORDER BY sequence, delivery_id",
-            calls::DELIVERY_COLUMNS
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query(&queue::select_deliveries(
+            "WHERE auth_id = ? AND call_uuid = ? ORDER BY sequence, delivery_id",
         ))
         .bind(auth_id.as_str())
         .bind(call_uuid.to_string())
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(calls::delivery_from_row)
-        .collect()
+        .fetch_all(&mut *conn)
+        .await?;
+        queue::deliveries_with_attempts(&mut conn, rows).await
     }
 
     async fn list_deliveries(
@@ -674,19 +680,130 @@ impl Store for SqliteStore {
             calls::DELIVERY_COLUMNS
         );
         let count = format!("SELECT COUNT(*) FROM deliveries {WHERE}");
-        let items = bind(&select)
+        let mut conn = self.pool.acquire().await?;
+        let rows = bind(&select)
             .bind(i64::from(page.limit))
             .bind(offset_to_db(page.offset))
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(calls::delivery_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
+            .fetch_all(&mut *conn)
+            .await?;
+        let items = queue::deliveries_with_attempts(&mut conn, rows).await?;
         let total: i64 = bind(&count).fetch_one(&self.pool).await?.try_get(0)?;
         Ok(Listing {
             items,
             total: u64::try_from(total).unwrap_or(0),
         })
+    }
+
+    async fn claim_due(
+        &self,
+        limit: u32,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        queue::claim_due(&self.pool, limit, now, lease_until).await
+    }
+
+    async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        queue::next_due_at(&self.pool).await
+    }
+
+    async fn record_attempt(
+        &self,
+        delivery_id: i64,
+        attempt: &AttemptRecord,
+        after: AfterAttempt,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        queue::record_attempt(&self.pool, delivery_id, attempt, after, now).await
+    }
+
+    async fn release(&self, delivery_id: i64, next_attempt_at: DateTime<Utc>) -> Result<(), StoreError> {
+        queue::release(&self.pool, delivery_id, next_attempt_at).await
+    }
+
+    async fn release_all_leases(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query("UPDATE deliveries SET leased_until = NULL WHERE leased_until IS NOT NULL")
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn signing_keys(&self, auth_id: &AuthId) -> Result<SigningKeys, StoreError> {
+        let row = sqlx::query("SELECT token_sealed, parent_auth_id FROM accounts WHERE auth_id = ?")
+            .bind(auth_id.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let auth_token = self.open_token(auth_id.as_str(), row.try_get("token_sealed")?)?;
+        let parent: Option<String> = row.try_get("parent_auth_id")?;
+        let parent_token = match parent {
+            None => auth_token.clone(),
+            Some(parent) => {
+                let sealed: Vec<u8> =
+                    sqlx::query_scalar("SELECT token_sealed FROM accounts WHERE auth_id = ?")
+                        .bind(&parent)
+                        .fetch_one(&self.pool)
+                        .await?;
+                self.open_token(&parent, sealed)?
+            }
+        };
+        let secrets = sqlx::query(
+            "SELECT secret_id, secret_sealed FROM signing_secrets WHERE auth_id = ? ORDER BY created_at",
+        )
+        .bind(auth_id.as_str())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let id: String = row.try_get("secret_id")?;
+            let sealed: Vec<u8> = row.try_get("secret_sealed")?;
+            self.vault
+                .open(&id, &sealed)
+                .map_err(|_| corrupt("signing secret", &id))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(SigningKeys {
+            auth_token,
+            parent_token,
+            secrets,
+        })
+    }
+
+    async fn redeliver(
+        &self,
+        auth_id: &AuthId,
+        event_id: &EventId,
+        now: DateTime<Utc>,
+    ) -> Result<Redelivery, StoreError> {
+        queue::redeliver(&self.pool, auth_id, event_id, now).await
+    }
+
+    async fn event_deliveries(
+        &self,
+        auth_id: &AuthId,
+        event_id: &EventId,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query(&queue::select_deliveries(queue::EVENT_DELIVERIES))
+            .bind(auth_id.as_str())
+            .bind(event_id.to_string())
+            .fetch_all(&mut *conn)
+            .await?;
+        queue::deliveries_with_attempts(&mut conn, rows).await
+    }
+
+    async fn queue_depth(&self) -> Result<(u64, Option<DateTime<Utc>>), StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM deliveries WHERE status = 'pending'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let n: i64 = row.try_get("n")?;
+        let oldest: Option<i64> = row.try_get("oldest")?;
+        Ok((
+            u64::try_from(n).unwrap_or(0),
+            oldest.map(time_from_db).transpose()?,
+        ))
     }
 }
 

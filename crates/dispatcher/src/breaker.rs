@@ -1,0 +1,115 @@
+//! The circuit breaker of one target host (scheme, host, port): after `threshold` failures in
+//! a row the host is paused; when the pause ends one probe goes through (half-open), and its
+//! outcome closes the breaker or pauses the host again. Pure: time comes in as an argument.
+//! A paused delivery is not an attempt: it is released with a later due time, never dropped.
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerConfig {
+    pub threshold: u32,
+    pub pause: TimeDelta,
+}
+
+/// What the breaker says about sending to its host now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Go,
+    /// The pause is over: this attempt is the probe.
+    Probe,
+    /// Paused: try again at this time.
+    Wait(DateTime<Utc>),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Breaker {
+    failures: u32,
+    open_until: Option<DateTime<Utc>>,
+    probing: bool,
+}
+
+impl Breaker {
+    pub fn admit(&mut self, now: DateTime<Utc>, config: BreakerConfig) -> Admission {
+        match self.open_until {
+            None => Admission::Go,
+            Some(until) if now < until => Admission::Wait(until),
+            Some(_) if self.probing => Admission::Wait(now + config.pause),
+            Some(_) => {
+                self.probing = true;
+                Admission::Probe
+            }
+        }
+    }
+
+    /// Records an attempt's outcome; `failed` means the host looks unhealthy.
+    pub fn record(&mut self, failed: bool, now: DateTime<Utc>, config: BreakerConfig) {
+        if !failed {
+            *self = Breaker::default();
+            return;
+        }
+        self.failures = self.failures.saturating_add(1);
+        if self.probing || self.failures >= config.threshold {
+            self.open_until = Some(now + config.pause);
+            self.probing = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: BreakerConfig = BreakerConfig {
+        threshold: 3,
+        pause: TimeDelta::seconds(5),
+    };
+
+    fn at(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + s, 0).expect("valid")
+    }
+
+    #[test]
+    fn failures_below_the_threshold_keep_the_host_open() {
+        let mut breaker = Breaker::default();
+        breaker.record(true, at(0), CONFIG);
+        breaker.record(true, at(0), CONFIG);
+        assert_eq!(breaker.admit(at(0), CONFIG), Admission::Go);
+        breaker.record(false, at(0), CONFIG);
+        breaker.record(true, at(0), CONFIG);
+        breaker.record(true, at(0), CONFIG);
+        assert_eq!(
+            breaker.admit(at(0), CONFIG),
+            Admission::Go,
+            "a success resets the count"
+        );
+    }
+
+    #[test]
+    fn the_threshold_pauses_then_one_probe_decides() {
+        let mut breaker = Breaker::default();
+        for _ in 0..3 {
+            breaker.record(true, at(0), CONFIG);
+        }
+        assert_eq!(breaker.admit(at(1), CONFIG), Admission::Wait(at(5)));
+        assert_eq!(breaker.admit(at(5), CONFIG), Admission::Probe);
+        assert_eq!(
+            breaker.admit(at(5), CONFIG),
+            Admission::Wait(at(10)),
+            "one probe at a time"
+        );
+        breaker.record(true, at(6), CONFIG);
+        assert_eq!(
+            breaker.admit(at(7), CONFIG),
+            Admission::Wait(at(11)),
+            "a failed probe pauses again"
+        );
+        assert_eq!(breaker.admit(at(11), CONFIG), Admission::Probe);
+        breaker.record(false, at(11), CONFIG);
+        assert_eq!(
+            breaker.admit(at(11), CONFIG),
+            Admission::Go,
+            "a good probe closes it"
+        );
+        assert_eq!(breaker, Breaker::default());
+    }
+}

@@ -1,0 +1,427 @@
+//! The delivery engine (PRODUCT.md §4): claims due deliveries from the store's durable queue,
+//! signs and sends each attempt, records the outcome, and schedules what the pure retry policy
+//! decides — retry, fallback, delivered or failed.
+//!
+//! - **Wake-ups**: `wake()` after new events means no polling delay on the happy path; otherwise
+//!   the loop sleeps until the store's next due time (capped by `idle_poll`, so work queued by
+//!   another process is found too).
+//! - **Isolation**: a global bound on in-flight attempts, a semaphore per target host, and a
+//!   circuit breaker per host; a paused delivery is released with a later due time, not dropped.
+//! - **Ordering** is the store's: a delivery is claimable only when no earlier event of its call
+//!   to the same URL is pending.
+//! - **Durability**: the lease is committed before sending and the result in a second short
+//!   transaction; a crash leaves a lease that expires (or is released at the next start).
+
+mod breaker;
+pub mod request;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use domain::retry::{decide, parse_retry_after, AttemptOutcome, Decision, RetryPolicy};
+use domain::{AuthId, TargetKind};
+use rand::Rng;
+use sender::{ErrorKind, Outcome, Sender};
+use store::{AfterAttempt, AttemptRecord, ClaimedDelivery, SigningKeys, Store, StoreError};
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use breaker::BreakerConfig;
+use breaker::{Admission, Breaker};
+
+/// How long signing keys are cached: a rotated token or secret signs within this long.
+const KEY_CACHE_TTL: Duration = Duration::from_secs(2);
+
+/// The engine's numbers.
+#[derive(Debug, Clone)]
+pub struct DispatcherConfig {
+    pub policy: RetryPolicy,
+    pub per_host_concurrency: usize,
+    /// Claimed-but-unfinished deliveries at most (bounds memory and the lease queue).
+    pub max_in_flight: usize,
+    /// How long a claim holds a delivery before another worker may take it.
+    pub lease: Duration,
+    pub breaker: BreakerConfig,
+    /// The longest sleep between looks at the queue.
+    pub idle_poll: Duration,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    attempts: Mutex<HashMap<&'static str, u64>>,
+    latencies_ms: Mutex<Vec<u64>>,
+}
+
+impl Stats {
+    fn record(&self, outcome: &Outcome) {
+        let key = outcome.error.map_or("success", ErrorKind::as_str);
+        if let Ok(mut attempts) = self.attempts.lock() {
+            *attempts.entry(key).or_default() += 1;
+        }
+        if let Ok(mut latencies) = self.latencies_ms.lock() {
+            latencies.push(u64::try_from(outcome.latency.as_millis()).unwrap_or(u64::MAX));
+        }
+    }
+
+    /// Attempts by outcome (`success`, `timeout`, `connect`, …).
+    pub fn attempts(&self) -> Vec<(&'static str, u64)> {
+        let mut all: Vec<_> = self
+            .attempts
+            .lock()
+            .map(|a| a.iter().map(|(k, v)| (*k, *v)).collect())
+            .unwrap_or_default();
+        all.sort();
+        all
+    }
+
+    /// Takes the attempt latencies recorded since the last call.
+    pub fn take_latencies_ms(&self) -> Vec<u64> {
+        self.latencies_ms
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default()
+    }
+}
+
+struct Host {
+    permits: Arc<Semaphore>,
+    breaker: Breaker,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    sender: Sender,
+    config: DispatcherConfig,
+    wake: Notify,
+    in_flight: Arc<Semaphore>,
+    hosts: Mutex<HashMap<String, Host>>,
+    keys: Mutex<HashMap<AuthId, (tokio::time::Instant, SigningKeys)>>,
+    tasks: TaskTracker,
+    stats: Arc<Stats>,
+}
+
+/// The delivery engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Dispatcher {
+    inner: Arc<Inner>,
+}
+
+impl Dispatcher {
+    pub fn new(store: Arc<dyn Store>, sender: Sender, config: DispatcherConfig) -> Dispatcher {
+        Dispatcher {
+            inner: Arc::new(Inner {
+                store,
+                sender,
+                in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+                config,
+                wake: Notify::new(),
+                hosts: Mutex::new(HashMap::new()),
+                keys: Mutex::new(HashMap::new()),
+                tasks: TaskTracker::new(),
+                stats: Arc::new(Stats::default()),
+            }),
+        }
+    }
+
+    pub fn stats(&self) -> Arc<Stats> {
+        Arc::clone(&self.inner.stats)
+    }
+
+    /// New work may be due: look now.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Claims what is due (as far as in-flight capacity allows) and starts sending it. Returns
+    /// how many deliveries were claimed.
+    ///
+    /// # Errors
+    /// When the claim itself fails.
+    pub async fn dispatch_once(&self) -> Result<usize, StoreError> {
+        let inner = &self.inner;
+        let available = inner.in_flight.available_permits();
+        if available == 0 {
+            return Ok(0);
+        }
+        let now = clock::now();
+        let lease_until = now + delta(inner.config.lease);
+        let limit = u32::try_from(available).unwrap_or(u32::MAX);
+        let claimed = inner.store.claim_due(limit, now, lease_until).await?;
+        let count = claimed.len();
+        for delivery in claimed {
+            let Ok(permit) = Arc::clone(&inner.in_flight).try_acquire_owned() else {
+                // Cannot happen (we claimed at most the available permits); release to be safe.
+                let _ = inner.store.release(delivery.delivery_id, now).await;
+                continue;
+            };
+            let engine = self.clone();
+            inner.tasks.spawn(async move {
+                engine.attempt(delivery).await;
+                drop(permit);
+                engine.wake();
+            });
+        }
+        Ok(count)
+    }
+
+    /// Runs until `shutdown`, then waits up to `drain` for in-flight attempts to finish (their
+    /// results are recorded; anything still running is released by its lease).
+    pub async fn run(&self, shutdown: CancellationToken, drain: Duration) {
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            let sleep = match self.dispatch_once().await {
+                Ok(n) if n > 0 && self.inner.in_flight.available_permits() > 0 => continue,
+                Ok(_) => self.until_next_due().await,
+                Err(error) => {
+                    tracing::error!(%error, "claiming deliveries failed");
+                    self.inner.config.idle_poll
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = self.inner.wake.notified() => {}
+                () = tokio::time::sleep(sleep) => {}
+            }
+        }
+        self.inner.tasks.close();
+        if tokio::time::timeout(drain, self.inner.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "in-flight attempts still running at shutdown; their leases expire and they are retried"
+            );
+        }
+    }
+
+    async fn until_next_due(&self) -> Duration {
+        let idle = self.inner.config.idle_poll;
+        match self.inner.store.next_due_at().await {
+            Ok(Some(due)) => (due - clock::now()).to_std().unwrap_or(Duration::ZERO).min(idle),
+            Ok(None) => idle,
+            Err(error) => {
+                tracing::warn!(%error, "reading the next due time failed");
+                idle
+            }
+        }
+    }
+
+    fn host(&self, key: &str) -> Arc<Semaphore> {
+        let mut hosts = self
+            .inner
+            .hosts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let per_host = self.inner.config.per_host_concurrency;
+        Arc::clone(
+            &hosts
+                .entry(key.to_owned())
+                .or_insert_with(|| Host {
+                    permits: Arc::new(Semaphore::new(per_host)),
+                    breaker: Breaker::default(),
+                })
+                .permits,
+        )
+    }
+
+    fn with_breaker<T>(&self, key: &str, f: impl FnOnce(&mut Breaker) -> T) -> Option<T> {
+        let mut hosts = self
+            .inner
+            .hosts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        hosts.get_mut(key).map(|host| f(&mut host.breaker))
+    }
+
+    async fn keys(&self, auth_id: &AuthId) -> Result<SigningKeys, StoreError> {
+        let fresh = |at: &tokio::time::Instant| at.elapsed() < KEY_CACHE_TTL;
+        if let Ok(cache) = self.inner.keys.lock() {
+            if let Some((at, keys)) = cache.get(auth_id) {
+                if fresh(at) {
+                    return Ok(keys.clone());
+                }
+            }
+        }
+        let keys = self.inner.store.signing_keys(auth_id).await?;
+        if let Ok(mut cache) = self.inner.keys.lock() {
+            cache.insert(auth_id.clone(), (tokio::time::Instant::now(), keys.clone()));
+        }
+        Ok(keys)
+    }
+
+    /// One attempt of one claimed delivery, start to recorded result.
+    async fn attempt(&self, delivery: ClaimedDelivery) {
+        let url = delivery.target_url().to_owned();
+        let host_key = origin_key(&url);
+        let Ok(_host_permit) = self.host(&host_key).acquire_owned().await else {
+            return;
+        };
+        let config = self.inner.config.breaker;
+        let admission = self
+            .with_breaker(&host_key, |b| b.admit(clock::now(), config))
+            .unwrap_or(Admission::Go);
+        if let Admission::Wait(until) = admission {
+            if let Err(error) = self.inner.store.release(delivery.delivery_id, until).await {
+                tracing::warn!(%error, delivery_id = delivery.delivery_id, "releasing a paused delivery failed");
+            }
+            return;
+        }
+        let keys = match self.keys(&delivery.auth_id).await {
+            Ok(keys) => keys,
+            Err(error) => {
+                tracing::error!(%error, event_id = %delivery.event_id, "loading signing keys failed; retrying later");
+                let _ = self
+                    .inner
+                    .store
+                    .release(delivery.delivery_id, clock::now() + TimeDelta::seconds(5))
+                    .await;
+                return;
+            }
+        };
+        let event_id = delivery.event_id.to_string();
+        let attempt_number = delivery.attempt_count + 1;
+        let started_at = clock::now();
+        let request = request::build(
+            delivery.method,
+            &url,
+            &delivery.fields,
+            &keys,
+            &request::AttemptHeaders {
+                event_id: &event_id,
+                attempt: attempt_number,
+                level: delivery.level,
+                sequence: delivery.sequence,
+                target: delivery.target,
+            },
+            &fresh(started_at),
+        );
+        let outcome = self.inner.sender.send(request).await;
+        self.inner.stats.record(&outcome);
+        let now = clock::now();
+        self.with_breaker(&host_key, |b| b.record(host_failing(&outcome), now, config));
+        let retry_after = outcome
+            .retry_after
+            .as_deref()
+            .and_then(|value| parse_retry_after(value, now.timestamp()));
+        let policy_outcome = match outcome.error {
+            None => AttemptOutcome::Success,
+            Some(ErrorKind::Blocked) => AttemptOutcome::Blocked,
+            Some(_) => AttemptOutcome::Failure { retry_after },
+        };
+        let fallback_available = delivery.target == TargetKind::Primary && delivery.fallback_url.is_some();
+        let jitter: f64 = rand::thread_rng().gen_range(-1.0..=1.0);
+        let decision = decide(
+            &self.inner.config.policy,
+            policy_outcome,
+            delivery.target_attempts + 1,
+            fallback_available,
+            jitter,
+        );
+        let after = match decision {
+            Decision::Delivered => AfterAttempt::Delivered,
+            Decision::Retry(delay) => AfterAttempt::RetryAt(now + delta(delay)),
+            Decision::Fallback => AfterAttempt::FallbackAt(now),
+            Decision::Failed => AfterAttempt::Failed,
+        };
+        let record = AttemptRecord {
+            attempt: attempt_number,
+            target: delivery.target,
+            url,
+            started_at,
+            latency_ms: u64::try_from(outcome.latency.as_millis()).unwrap_or(u64::MAX),
+            status_code: outcome.status_code,
+            error: outcome.error.map(|e| e.as_str().to_owned()),
+            retry_after_ms: retry_after.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        };
+        tracing::debug!(event_id, attempt = attempt_number, ?after, error = ?outcome.error, "attempt");
+        if let Err(error) = self
+            .inner
+            .store
+            .record_attempt(delivery.delivery_id, &record, after, now)
+            .await
+        {
+            // The lease expires and the attempt is made again: at-least-once, same event id.
+            tracing::error!(%error, event_id, "recording an attempt failed");
+        }
+    }
+}
+
+/// Whether an outcome says the host itself is unhealthy (for its breaker): no answer, or 5xx/429.
+fn host_failing(outcome: &Outcome) -> bool {
+    match outcome.error {
+        None | Some(ErrorKind::Blocked) | Some(ErrorKind::Dns) => false,
+        Some(ErrorKind::Status) => outcome.status_code.is_some_and(|c| c >= 500 || c == 429),
+        Some(ErrorKind::Timeout | ErrorKind::Connect | ErrorKind::Tls) => true,
+    }
+}
+
+/// `scheme://host:port` of a URL: the key of per-host limits and the breaker.
+fn origin_key(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(parsed) => format!(
+            "{}://{}:{}",
+            parsed.scheme(),
+            parsed.host_str().unwrap_or(""),
+            parsed.port_or_known_default().unwrap_or(0)
+        ),
+        Err(_) => url.to_owned(),
+    }
+}
+
+fn fresh(now: DateTime<Utc>) -> request::Freshness {
+    let mut rng = rand::thread_rng();
+    request::Freshness {
+        nonces: signing::vobiz::Nonces {
+            v2: signing::vobiz::nonce_from(rng.gen()),
+            v3: signing::vobiz::nonce_from(rng.gen()),
+        },
+        unix_time: now.timestamp(),
+    }
+}
+
+fn delta(duration: Duration) -> TimeDelta {
+    TimeDelta::from_std(duration).unwrap_or(TimeDelta::MAX)
+}
+
+mod clock {
+    //! The engine's one wall-clock read.
+    use chrono::{DateTime, Utc};
+
+    #[allow(clippy::disallowed_methods)]
+    pub fn now() -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_include_scheme_host_and_port() {
+        assert_eq!(origin_key("https://Example.com/x?y"), "https://example.com:443");
+        assert_eq!(origin_key("http://127.0.0.1:8080/x"), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn only_unanswered_attempts_5xx_and_429_count_against_a_host() {
+        let outcome = |error, status_code| Outcome {
+            status_code,
+            error,
+            latency: Duration::ZERO,
+            retry_after: None,
+        };
+        assert!(host_failing(&outcome(Some(ErrorKind::Timeout), None)));
+        assert!(host_failing(&outcome(Some(ErrorKind::Status), Some(503))));
+        assert!(host_failing(&outcome(Some(ErrorKind::Status), Some(429))));
+        assert!(!host_failing(&outcome(Some(ErrorKind::Status), Some(404))));
+        assert!(!host_failing(&outcome(None, Some(200))));
+        assert!(!host_failing(&outcome(Some(ErrorKind::Blocked), None)));
+    }
+}
