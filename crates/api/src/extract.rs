@@ -149,7 +149,10 @@ impl FromRequestParts<AppState> for Operator {
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| {
+                let (scheme, token) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
             .ok_or(ApiError::Unauthorized(
                 "operator token required: Authorization: Bearer …",
             ))?;

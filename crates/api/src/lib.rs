@@ -54,6 +54,28 @@ pub trait Notify: Send + Sync {
     fn deliveries_pending(&self);
 }
 
+/// What a test callback did (the answer of `…/test-callback`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestOutcome {
+    pub delivered: bool,
+    pub status_code: Option<u16>,
+    pub latency_ms: u64,
+    pub error: Option<String>,
+}
+
+/// Sends synthetic signed callbacks for `…/test-callback` (the delivery engine does).
+#[async_trait::async_trait]
+pub trait CallbackTester: Send + Sync {
+    /// # Errors
+    /// A message when the test could not be sent at all (not when the endpoint failed).
+    async fn send_test(
+        &self,
+        account: &domain::Account,
+        level: domain::Level,
+        target: &domain::Target,
+    ) -> Result<TestOutcome, String>;
+}
+
 /// A `Notify` that tells no one (tests of the API alone).
 pub struct NoNotify;
 
@@ -68,6 +90,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub settings: Arc<ApiSettings>,
     pub notify: Arc<dyn Notify>,
+    pub tester: Arc<dyn CallbackTester>,
 }
 
 #[derive(OpenApi)]
@@ -96,6 +119,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::calls::routes())
         .merge(routes::callbacks::routes())
         .merge(routes::switch::routes())
+        .merge(routes::debugging::routes())
         .split_for_parts()
 }
 

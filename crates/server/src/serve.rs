@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use api::{ApiSettings, AppState, Notify};
+use api::{ApiSettings, AppState, CallbackTester, Notify, TestOutcome};
 use carrier::Carrier;
 use dispatcher::{BreakerConfig, Dispatcher, DispatcherConfig};
 use domain::retry::RetryPolicy;
@@ -93,6 +93,7 @@ pub async fn run(
             carrier,
             dispatcher: dispatcher.clone(),
         }),
+        tester: Arc::new(Tester(dispatcher.clone())),
     };
     let app = api::router(state);
     axum::serve(listener, app)
@@ -158,6 +159,31 @@ fn millis(duration: std::time::Duration) -> u64 {
 struct Wiring {
     carrier: Carrier,
     dispatcher: Dispatcher,
+}
+
+/// Test callbacks go through the delivery engine's signing and sender.
+struct Tester(Dispatcher);
+
+#[async_trait::async_trait]
+impl CallbackTester for Tester {
+    async fn send_test(
+        &self,
+        account: &domain::Account,
+        level: domain::Level,
+        target: &domain::Target,
+    ) -> Result<TestOutcome, String> {
+        let result = self
+            .0
+            .send_test(account, level, target)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(TestOutcome {
+            delivered: result.delivered,
+            status_code: result.status_code,
+            latency_ms: result.latency_ms,
+            error: result.error.map(str::to_owned),
+        })
+    }
 }
 
 impl Notify for Wiring {

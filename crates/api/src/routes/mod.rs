@@ -6,6 +6,7 @@ pub mod admin;
 pub mod applications;
 pub mod callbacks;
 pub mod calls;
+pub mod debugging;
 pub mod health;
 pub mod secrets;
 pub mod switch;

@@ -1,0 +1,20 @@
+//! Hookline's black-box integration tests: one binary that starts the real `hookline` on
+//! `127.0.0.1:0` with a temporary SQLite database per test and drives it over HTTP and its CLI.
+//!
+//! These tests see only what a user sees (command line, stdout, HTTP); handler and store
+//! tests live next to their code. Each test starts its own server, so they run in parallel.
+
+mod accounts;
+mod applications;
+mod auth;
+mod bad_inputs;
+mod dev_mode;
+mod fixture;
+mod lifecycle;
+mod lists;
+mod openapi;
+mod routing;
+mod secrets;
+mod shapes;
+mod trunks;
+mod validation;
