@@ -50,8 +50,15 @@ impl std::fmt::Debug for ApiSettings {
 pub trait Notify: Send + Sync {
     /// A call was created or hung up through the API: its engine (re)plans it.
     fn call_changed(&self, call: &domain::Call);
-    /// New deliveries are pending: delivery workers should look now.
+    /// Deliveries were queued again (redelivery): delivery workers should look now.
     fn deliveries_pending(&self);
+    /// `count` events were recorded (with their deliveries): count them and wake the workers.
+    fn events_recorded(&self, count: u64);
+}
+
+/// Renders `/metrics`; the API supplies the queue gauges it reads from the store.
+pub trait Telemetry: Send + Sync {
+    fn render(&self, queue_depth: u64, oldest_pending_age_s: f64) -> String;
 }
 
 /// What a test callback did (the answer of `…/test-callback`).
@@ -82,6 +89,7 @@ pub struct NoNotify;
 impl Notify for NoNotify {
     fn call_changed(&self, _call: &domain::Call) {}
     fn deliveries_pending(&self) {}
+    fn events_recorded(&self, _count: u64) {}
 }
 
 /// Shared state of every handler.
@@ -91,6 +99,7 @@ pub struct AppState {
     pub settings: Arc<ApiSettings>,
     pub notify: Arc<dyn Notify>,
     pub tester: Arc<dyn CallbackTester>,
+    pub telemetry: Arc<dyn Telemetry>,
 }
 
 #[derive(OpenApi)]

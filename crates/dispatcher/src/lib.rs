@@ -13,6 +13,7 @@
 //!   transaction; a crash leaves a lease that expires (or is released at the next start).
 
 mod breaker;
+mod metrics;
 pub mod request;
 
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ use tokio_util::task::TaskTracker;
 
 pub use breaker::BreakerConfig;
 use breaker::{Admission, Breaker};
+pub use metrics::Metrics;
 
 /// How long signing keys are cached: a rotated token or secret signs within this long.
 const KEY_CACHE_TTL: Duration = Duration::from_secs(2);
@@ -49,44 +51,6 @@ pub struct DispatcherConfig {
     pub idle_poll: Duration,
 }
 
-/// Counters for `/metrics`.
-#[derive(Debug, Default)]
-pub struct Stats {
-    attempts: Mutex<HashMap<&'static str, u64>>,
-    latencies_ms: Mutex<Vec<u64>>,
-}
-
-impl Stats {
-    fn record(&self, outcome: &Outcome) {
-        let key = outcome.error.map_or("success", ErrorKind::as_str);
-        if let Ok(mut attempts) = self.attempts.lock() {
-            *attempts.entry(key).or_default() += 1;
-        }
-        if let Ok(mut latencies) = self.latencies_ms.lock() {
-            latencies.push(u64::try_from(outcome.latency.as_millis()).unwrap_or(u64::MAX));
-        }
-    }
-
-    /// Attempts by outcome (`success`, `timeout`, `connect`, …).
-    pub fn attempts(&self) -> Vec<(&'static str, u64)> {
-        let mut all: Vec<_> = self
-            .attempts
-            .lock()
-            .map(|a| a.iter().map(|(k, v)| (*k, *v)).collect())
-            .unwrap_or_default();
-        all.sort();
-        all
-    }
-
-    /// Takes the attempt latencies recorded since the last call.
-    pub fn take_latencies_ms(&self) -> Vec<u64> {
-        self.latencies_ms
-            .lock()
-            .map(|mut l| std::mem::take(&mut *l))
-            .unwrap_or_default()
-    }
-}
-
 struct Host {
     permits: Arc<Semaphore>,
     breaker: Breaker,
@@ -101,7 +65,7 @@ struct Inner {
     hosts: Mutex<HashMap<String, Host>>,
     keys: Mutex<HashMap<AuthId, (tokio::time::Instant, SigningKeys)>>,
     tasks: TaskTracker,
-    stats: Arc<Stats>,
+    metrics: Arc<Metrics>,
 }
 
 /// The delivery engine. Cheap to clone.
@@ -111,7 +75,12 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(store: Arc<dyn Store>, sender: Sender, config: DispatcherConfig) -> Dispatcher {
+    pub fn new(
+        store: Arc<dyn Store>,
+        sender: Sender,
+        config: DispatcherConfig,
+        metrics: Arc<Metrics>,
+    ) -> Dispatcher {
         Dispatcher {
             inner: Arc::new(Inner {
                 store,
@@ -122,13 +91,9 @@ impl Dispatcher {
                 hosts: Mutex::new(HashMap::new()),
                 keys: Mutex::new(HashMap::new()),
                 tasks: TaskTracker::new(),
-                stats: Arc::new(Stats::default()),
+                metrics,
             }),
         }
-    }
-
-    pub fn stats(&self) -> Arc<Stats> {
-        Arc::clone(&self.inner.stats)
     }
 
     /// New work may be due: look now.
@@ -302,7 +267,7 @@ impl Dispatcher {
             &fresh(started_at),
         );
         let outcome = self.inner.sender.send(request).await;
-        self.inner.stats.record(&outcome);
+        self.inner.metrics.attempt(&outcome);
         let now = clock::now();
         self.with_breaker(&host_key, |b| b.record(host_failing(&outcome), now, config));
         let retry_after = outcome

@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use api::{ApiSettings, AppState, CallbackTester, Notify, TestOutcome};
+use api::{ApiSettings, AppState, CallbackTester, Notify, Telemetry, TestOutcome};
 use carrier::Carrier;
-use dispatcher::{BreakerConfig, Dispatcher, DispatcherConfig};
+use dispatcher::{BreakerConfig, Dispatcher, DispatcherConfig, Metrics};
 use domain::retry::RetryPolicy;
 use domain::simulated::SimTimings;
 use domain::{Call, UrlPolicy};
@@ -63,18 +63,22 @@ pub async fn run(
             tracing::info!(released, "released deliveries claimed by the previous run");
         }
     }
+    let metrics = Arc::new(Metrics::default());
     let dispatcher = Dispatcher::new(
         Arc::clone(&store),
         build_sender(&config)?,
         dispatcher_config(&config),
+        Arc::clone(&metrics),
     );
-    let wake = dispatcher.clone();
-    let (carrier, carrier_task) = Carrier::spawn(
-        Arc::clone(&store),
-        timings,
-        shutdown.clone(),
-        Arc::new(move || wake.wake()),
-    );
+    let on_event = {
+        let dispatcher = dispatcher.clone();
+        let metrics = Arc::clone(&metrics);
+        Arc::new(move || {
+            metrics.events_recorded(1);
+            dispatcher.wake();
+        })
+    };
+    let (carrier, carrier_task) = Carrier::spawn(Arc::clone(&store), timings, shutdown.clone(), on_event);
     let drain = config.callback_timeout + std::time::Duration::from_secs(2);
     let dispatcher_task = {
         let dispatcher = dispatcher.clone();
@@ -92,7 +96,9 @@ pub async fn run(
         notify: Arc::new(Wiring {
             carrier,
             dispatcher: dispatcher.clone(),
+            metrics: Arc::clone(&metrics),
         }),
+        telemetry: Arc::new(Prometheus(metrics)),
         tester: Arc::new(Tester(dispatcher.clone())),
     };
     let app = api::router(state);
@@ -159,6 +165,15 @@ fn millis(duration: std::time::Duration) -> u64 {
 struct Wiring {
     carrier: Carrier,
     dispatcher: Dispatcher,
+    metrics: Arc<Metrics>,
+}
+
+struct Prometheus(Arc<Metrics>);
+
+impl Telemetry for Prometheus {
+    fn render(&self, queue_depth: u64, oldest_pending_age_s: f64) -> String {
+        self.0.render(queue_depth, oldest_pending_age_s)
+    }
 }
 
 /// Test callbacks go through the delivery engine's signing and sender.
@@ -192,6 +207,11 @@ impl Notify for Wiring {
     }
 
     fn deliveries_pending(&self) {
+        self.dispatcher.wake();
+    }
+
+    fn events_recorded(&self, count: u64) {
+        self.metrics.events_recorded(count);
         self.dispatcher.wake();
     }
 }

@@ -314,7 +314,7 @@ async fn make_call(
     match state.store.create_call(&call, idempotency, now).await? {
         CallCreation::Created(call) => {
             state.notify.call_changed(&call);
-            state.notify.deliveries_pending();
+            state.notify.events_recorded(1);
             Ok((StatusCode::CREATED, [("content-type", "application/json")], body).into_response())
         }
         CallCreation::Replayed(answer) => replay(answer, hash),
@@ -505,7 +505,7 @@ async fn hang_up(
             other => other.into(),
         })?;
     state.notify.call_changed(&recorded.call);
-    state.notify.deliveries_pending();
+    state.notify.events_recorded(1);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -19,6 +19,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(readyz))
+        .routes(routes!(metrics))
 }
 
 /// Liveness: the process is up.
@@ -43,4 +44,27 @@ async fn readyz(State(state): State<AppState>) -> Reply<HealthOut> {
             )
         }
     }
+}
+
+/// Prometheus metrics: events, attempts by outcome, attempt latency, queue depth, oldest
+/// pending age.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
+async fn metrics(State(state): State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (depth, oldest) = match state.store.queue_depth().await {
+        Ok(gauges) => gauges,
+        Err(error) => {
+            tracing::warn!(%error, "reading the queue depth failed");
+            (0, None)
+        }
+    };
+    let age = oldest.map_or(0.0, |t| {
+        (crate::clock::now() - t).num_milliseconds().max(0) as f64 / 1000.0
+    });
+    (
+        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        state.telemetry.render(depth, age),
+    )
+        .into_response()
 }

@@ -270,7 +270,7 @@ async fn register_call(
         last_sequence: 1,
     };
     state.store.create_call(&call, None, now).await?;
-    state.notify.deliveries_pending();
+    state.notify.events_recorded(1);
     Ok(Reply::created(RegisteredOut {
         call_uuid: call_uuid.to_string(),
     }))
@@ -386,7 +386,7 @@ async fn report_event(
         ));
     }
     let recorded = apply(&state, &call_uuid, body).await?;
-    state.notify.deliveries_pending();
+    state.notify.events_recorded(1);
     Ok(Reply::created(recorded))
 }
 
@@ -434,6 +434,9 @@ async fn report_batch(
             },
         });
     }
-    state.notify.deliveries_pending();
+    let applied = results.iter().filter(|r| r.event_id.is_some()).count();
+    state
+        .notify
+        .events_recorded(u64::try_from(applied).unwrap_or(u64::MAX));
     Ok(Reply::ok(BatchOut { results }))
 }

@@ -513,8 +513,16 @@ async fn receive(request: RequestBuilder) -> (Answer, Option<String>) {
         .get("x-api-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let is_text = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
     let bytes = response.bytes().await.expect("reading the answer");
-    let json = if bytes.is_empty() {
+    let json = if is_text {
+        // Plain-text answers (the Prometheus exposition) are kept as a JSON string.
+        Value::String(String::from_utf8_lossy(&bytes).into_owned())
+    } else if bytes.is_empty() {
         Value::Null
     } else {
         serde_json::from_slice(&bytes).unwrap_or_else(|e| {
