@@ -5,6 +5,7 @@ mod config;
 mod keys;
 mod serve;
 mod telemetry;
+mod tools;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -35,6 +36,10 @@ enum Command {
     Serve(Layer),
     /// Create or upgrade the database schema, then exit
     Migrate(Layer),
+    /// Check the signatures of a captured callback (exit status 0 when authentic)
+    Verify(tools::VerifyArgs),
+    /// Run a local receiver that prints, verifies and (on purpose) fails or delays callbacks
+    Listen(tools::ListenArgs),
     /// Manage accounts directly in the database, without a running server
     Accounts {
         #[command(subcommand)]
@@ -91,6 +96,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Accounts { command } => accounts(command, cli.config.as_deref()).await,
+        Command::Verify(args) => {
+            if tools::verify(&args)? {
+                Ok(())
+            } else {
+                anyhow::bail!("the signatures do not verify")
+            }
+        }
+        Command::Listen(args) => {
+            let shutdown = CancellationToken::new();
+            serve::cancel_on_signals(shutdown.clone());
+            tools::listen(&args, shutdown).await
+        }
     }
 }
 
