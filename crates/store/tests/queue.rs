@@ -1,0 +1,263 @@
+//! The delivery queue of the SQLite store: leases, reclaiming expired ones, per-call ordering,
+//! retries and fallback bookkeeping, redelivery. A real database file in a temp directory.
+
+use chrono::{DateTime, Utc};
+use domain::call::{Call, CallStatus, Direction, Engine, Report, Target};
+use domain::{CallUuid, CallbackUrl, HttpMethod, TargetKind, UrlPolicy};
+use store::{AfterAttempt, AttemptRecord, ClaimedDelivery, Redelivery, SqliteStore, Store, Vault};
+
+async fn store() -> (SqliteStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}/test.db", dir.path().display());
+    let store = SqliteStore::open(&url, Vault::new([3; 32])).await.expect("open");
+    store.migrate().await.expect("migrate");
+    (store, dir)
+}
+
+fn at(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(1_800_000_000_000 + ms).expect("valid")
+}
+
+/// A call whose status channel goes to `url`.
+async fn call_to(store: &SqliteStore, url: &str) -> Call {
+    let created = store.create_account("Queue", None, at(0)).await.expect("account");
+    let call = Call {
+        call_uuid: CallUuid::from_random(rand_u128()),
+        auth_id: created.account.auth_id,
+        direction: Direction::Outbound,
+        from: "+14155551234".into(),
+        to: "+14155550100".into(),
+        engine: Engine::External,
+        app_id: None,
+        trunk_id: None,
+        status: Some(Target {
+            url: CallbackUrl::parse(url, UrlPolicy { allow_private: true }).expect("url"),
+            method: HttpMethod::Post,
+        }),
+        ring: None,
+        answer: None,
+        hangup_target: None,
+        time_limit_s: 100,
+        ring_timeout_s: 100,
+        record: false,
+        call_status: CallStatus::Queued,
+        initiated_at: at(0),
+        ringing_at: None,
+        answered_at: None,
+        ended_at: None,
+        hangup: None,
+        recording: None,
+        last_sequence: 1,
+    };
+    store.create_call(&call, None, at(0)).await.expect("call");
+    call
+}
+
+fn rand_u128() -> u128 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    u128::from(NEXT.fetch_add(1, Ordering::SeqCst)) << 64 | 0xfeed
+}
+
+fn attempt(claimed: &ClaimedDelivery, error: Option<&str>) -> AttemptRecord {
+    AttemptRecord {
+        attempt: claimed.attempt_count + 1,
+        target: claimed.target,
+        url: claimed.target_url().to_owned(),
+        started_at: at(1),
+        latency_ms: 3,
+        status_code: if error.is_none() { Some(200) } else { Some(500) },
+        error: error.map(str::to_owned),
+        retry_after_ms: None,
+    }
+}
+
+#[tokio::test]
+async fn a_claimed_delivery_is_not_claimed_again_until_its_lease_expires() {
+    let (store, _dir) = store().await;
+    call_to(&store, "http://127.0.0.1:9/a").await;
+    let first = store.claim_due(10, at(10), at(1_000)).await.expect("claim");
+    assert_eq!(first.len(), 1);
+    assert!(
+        store
+            .claim_due(10, at(500), at(2_000))
+            .await
+            .expect("claim")
+            .is_empty(),
+        "leased"
+    );
+    let again = store.claim_due(10, at(1_000), at(3_000)).await.expect("claim");
+    assert_eq!(again.len(), 1, "an expired lease is reclaimed");
+    assert_eq!(again[0].event_id, first[0].event_id);
+}
+
+#[tokio::test]
+async fn release_all_leases_frees_claims_of_a_dead_run() {
+    let (store, _dir) = store().await;
+    call_to(&store, "http://127.0.0.1:9/a").await;
+    assert_eq!(
+        store
+            .claim_due(10, at(10), at(1_000_000))
+            .await
+            .expect("claim")
+            .len(),
+        1
+    );
+    assert_eq!(store.release_all_leases().await.expect("release"), 1);
+    assert_eq!(
+        store
+            .claim_due(10, at(20), at(1_000_000))
+            .await
+            .expect("claim")
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_later_event_waits_while_an_earlier_one_to_the_same_url_is_pending() {
+    let (store, _dir) = store().await;
+    let call = call_to(&store, "http://127.0.0.1:9/a").await;
+    store
+        .apply_report(None, &call.call_uuid, Report::Ring, at(5), at(5))
+        .await
+        .expect("ring");
+    let claimed = store.claim_due(10, at(10), at(20)).await.expect("claim");
+    assert_eq!(claimed.len(), 1, "only the first event is claimable");
+    assert_eq!(claimed[0].sequence, 1);
+    store
+        .record_attempt(
+            claimed[0].delivery_id,
+            &attempt(&claimed[0], Some("status")),
+            AfterAttempt::RetryAt(at(100)),
+            at(11),
+        )
+        .await
+        .expect("record");
+    assert!(
+        store
+            .claim_due(10, at(50), at(60))
+            .await
+            .expect("claim")
+            .is_empty(),
+        "the second event still waits behind the retrying first"
+    );
+    let retried = store.claim_due(10, at(100), at(200)).await.expect("claim");
+    assert_eq!(
+        (retried.len(), retried[0].sequence, retried[0].target_attempts),
+        (1, 1, 1)
+    );
+    store
+        .record_attempt(
+            retried[0].delivery_id,
+            &attempt(&retried[0], None),
+            AfterAttempt::Delivered,
+            at(101),
+        )
+        .await
+        .expect("record");
+    let next = store.claim_due(10, at(102), at(200)).await.expect("claim");
+    assert_eq!((next.len(), next[0].sequence), (1, 2));
+}
+
+#[tokio::test]
+async fn other_calls_do_not_wait_behind_a_failing_one() {
+    let (store, _dir) = store().await;
+    call_to(&store, "http://127.0.0.1:9/slow").await;
+    call_to(&store, "http://127.0.0.1:9/fast").await;
+    let claimed = store.claim_due(10, at(10), at(20)).await.expect("claim");
+    assert_eq!(claimed.len(), 2);
+}
+
+#[tokio::test]
+async fn the_fallback_restarts_the_per_url_budget_and_attempts_keep_counting() {
+    let (store, _dir) = store().await;
+    call_to(&store, "http://127.0.0.1:9/a").await;
+    let claimed = store.claim_due(1, at(10), at(20)).await.expect("claim").remove(0);
+    store
+        .record_attempt(
+            claimed.delivery_id,
+            &attempt(&claimed, Some("status")),
+            AfterAttempt::FallbackAt(at(11)),
+            at(11),
+        )
+        .await
+        .expect("record");
+    let again = store.claim_due(1, at(12), at(20)).await.expect("claim").remove(0);
+    assert_eq!(
+        (again.target, again.target_attempts, again.attempt_count),
+        (TargetKind::Fallback, 0, 1)
+    );
+    store
+        .record_attempt(
+            again.delivery_id,
+            &attempt(&again, Some("status")),
+            AfterAttempt::Failed,
+            at(13),
+        )
+        .await
+        .expect("record");
+    let log = store
+        .event_deliveries(&again.auth_id, &again.event_id)
+        .await
+        .expect("log");
+    assert_eq!(log[0].status.as_str(), "failed");
+    assert_eq!(log[0].attempts.len(), 2);
+    assert_eq!(log[0].attempts[1].target, TargetKind::Fallback);
+
+    assert_eq!(
+        store
+            .redeliver(&again.auth_id, &again.event_id, at(20))
+            .await
+            .expect("redeliver"),
+        Redelivery::Queued(1)
+    );
+    assert_eq!(
+        store
+            .redeliver(&again.auth_id, &again.event_id, at(21))
+            .await
+            .expect("redeliver"),
+        Redelivery::StillPending
+    );
+    let redelivered = store.claim_due(1, at(22), at(30)).await.expect("claim").remove(0);
+    assert_eq!(
+        (
+            redelivered.event_id,
+            redelivered.target,
+            redelivered.target_attempts,
+            redelivered.attempt_count
+        ),
+        (again.event_id, TargetKind::Primary, 0, 2)
+    );
+}
+
+#[tokio::test]
+async fn a_released_delivery_comes_back_at_its_new_time_without_an_attempt() {
+    let (store, _dir) = store().await;
+    call_to(&store, "http://127.0.0.1:9/a").await;
+    let claimed = store
+        .claim_due(1, at(10), at(1_000))
+        .await
+        .expect("claim")
+        .remove(0);
+    store
+        .release(claimed.delivery_id, at(500))
+        .await
+        .expect("release");
+    assert!(store
+        .claim_due(1, at(499), at(1_000))
+        .await
+        .expect("claim")
+        .is_empty());
+    let back = store
+        .claim_due(1, at(500), at(1_000))
+        .await
+        .expect("claim")
+        .remove(0);
+    assert_eq!(back.attempt_count, 0);
+    assert_eq!(
+        store.next_due_at().await.expect("due"),
+        Some(at(1_000)),
+        "leased until then"
+    );
+}
