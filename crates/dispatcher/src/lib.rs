@@ -450,31 +450,15 @@ impl Dispatcher {
 
 /// A completed five-second call of `account`, for test callbacks.
 fn synthetic_call(account: &domain::Account, now: DateTime<Utc>) -> domain::Call {
-    let mut call = domain::Call {
-        call_uuid: domain::CallUuid::from_random(rand::thread_rng().gen()),
-        auth_id: account.auth_id.clone(),
-        direction: domain::Direction::Outbound,
-        from: "+14155550100".to_owned(),
-        to: "+14155550199".to_owned(),
-        engine: domain::Engine::Simulated,
-        app_id: None,
-        trunk_id: None,
-        status: None,
-        ring: None,
-        answer: None,
-        hangup_target: None,
-        time_limit_s: 14_400,
-        ring_timeout_s: 120,
-        record: false,
-        call_status: domain::CallStatus::Queued,
-        initiated_at: now - TimeDelta::seconds(7),
-        ringing_at: None,
-        answered_at: None,
-        ended_at: None,
-        hangup: None,
-        recording: None,
-        last_sequence: 1,
-    };
+    let mut call = domain::Call::new(
+        domain::CallUuid::from_random(rand::thread_rng().gen()),
+        account.auth_id.clone(),
+        domain::Direction::Outbound,
+        "+14155550100".to_owned(),
+        "+14155550199".to_owned(),
+        domain::Engine::Simulated,
+        now - TimeDelta::seconds(7),
+    );
     let steps = [
         (domain::Report::Ring, now - TimeDelta::seconds(7)),
         (domain::Report::Answer, now - TimeDelta::seconds(5)),

@@ -216,7 +216,48 @@ pub enum TransitionError {
     Inconsistent(String),
 }
 
+/// Defaults of a new call (PRODUCT.md §2.4).
+pub const DEFAULT_TIME_LIMIT_S: u32 = 14_400;
+pub const DEFAULT_RING_TIMEOUT_S: u32 = 120;
+
 impl Call {
+    /// A new call, `queued`, whose `CallInitiated` is event 1; no callback URLs, default limits.
+    pub fn new(
+        call_uuid: CallUuid,
+        auth_id: AuthId,
+        direction: Direction,
+        from: String,
+        to: String,
+        engine: Engine,
+        initiated_at: DateTime<Utc>,
+    ) -> Call {
+        Call {
+            call_uuid,
+            auth_id,
+            direction,
+            from,
+            to,
+            engine,
+            app_id: None,
+            trunk_id: None,
+            status: None,
+            ring: None,
+            answer: None,
+            hangup_target: None,
+            time_limit_s: DEFAULT_TIME_LIMIT_S,
+            ring_timeout_s: DEFAULT_RING_TIMEOUT_S,
+            record: false,
+            call_status: CallStatus::Queued,
+            initiated_at,
+            ringing_at: None,
+            answered_at: None,
+            ended_at: None,
+            hangup: None,
+            recording: None,
+            last_sequence: 1,
+        }
+    }
+
     /// Applies a report at time `at`: the new state, or why not. The call is unchanged on error.
     ///
     /// # Errors
@@ -355,31 +396,15 @@ mod tests {
     }
 
     fn call() -> Call {
-        Call {
-            call_uuid: CallUuid::from_random(1),
-            auth_id: AuthId::generate(false, [0; 8]),
-            direction: Direction::Outbound,
-            from: "+14155551234".into(),
-            to: "+14155555678".into(),
-            engine: Engine::External,
-            app_id: None,
-            trunk_id: None,
-            status: None,
-            ring: None,
-            answer: None,
-            hangup_target: None,
-            time_limit_s: 14400,
-            ring_timeout_s: 120,
-            record: false,
-            call_status: CallStatus::Queued,
-            initiated_at: at(0),
-            ringing_at: None,
-            answered_at: None,
-            ended_at: None,
-            hangup: None,
-            recording: None,
-            last_sequence: 1,
-        }
+        Call::new(
+            CallUuid::from_random(1),
+            AuthId::generate(false, [0; 8]),
+            Direction::Outbound,
+            "+14155551234".into(),
+            "+14155555678".into(),
+            Engine::External,
+            at(0),
+        )
     }
 
     fn hangup(cause: &'static str, status: Option<CallStatus>) -> Report {

@@ -84,7 +84,7 @@ pub fn callback_fields(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::call::{CallStatus, Direction, Engine, Recording, Report};
+    use crate::call::{Direction, Engine, Recording, Report};
     use crate::hangup::HangupCause;
     use crate::ids::{AuthId, CallUuid};
 
@@ -96,31 +96,15 @@ mod tests {
     }
 
     fn call() -> Call {
-        Call {
-            call_uuid: CallUuid::parse(UUID).expect("valid"),
-            auth_id: AuthId::parse("MA_ABCDEFGH").expect("valid"),
-            direction: Direction::Outbound,
-            from: "+14155551234".into(),
-            to: "14155555678".into(),
-            engine: Engine::Simulated,
-            app_id: None,
-            trunk_id: None,
-            status: None,
-            ring: None,
-            answer: None,
-            hangup_target: None,
-            time_limit_s: 14400,
-            ring_timeout_s: 120,
-            record: false,
-            call_status: CallStatus::Queued,
-            initiated_at: at(0),
-            ringing_at: None,
-            answered_at: None,
-            ended_at: None,
-            hangup: None,
-            recording: None,
-            last_sequence: 1,
-        }
+        Call::new(
+            CallUuid::parse(UUID).expect("valid"),
+            AuthId::parse("MA_ABCDEFGH").expect("valid"),
+            Direction::Outbound,
+            "+14155551234".into(),
+            "14155555678".into(),
+            Engine::Simulated,
+            at(0),
+        )
     }
 
     fn fields(call: &Call, kind: EventKind, at: DateTime<Utc>, tz: &str) -> Vec<(&'static str, String)> {

@@ -94,31 +94,15 @@ mod tests {
     };
 
     fn call(to: &str) -> Call {
-        Call {
-            call_uuid: CallUuid::from_random(7),
-            auth_id: AuthId::generate(false, [0; 8]),
-            direction: Direction::Outbound,
-            from: "+14155551234".into(),
-            to: to.into(),
-            engine: Engine::Simulated,
-            app_id: None,
-            trunk_id: None,
-            status: None,
-            ring: None,
-            answer: None,
-            hangup_target: None,
-            time_limit_s: 14400,
-            ring_timeout_s: 120,
-            record: false,
-            call_status: CallStatus::Queued,
-            initiated_at: DateTime::from_timestamp(1_700_000_000, 0).expect("valid"),
-            ringing_at: None,
-            answered_at: None,
-            ended_at: None,
-            hangup: None,
-            recording: None,
-            last_sequence: 1,
-        }
+        Call::new(
+            CallUuid::from_random(7),
+            AuthId::generate(false, [0; 8]),
+            Direction::Outbound,
+            "+14155551234".into(),
+            to.into(),
+            Engine::Simulated,
+            DateTime::from_timestamp(1_700_000_000, 0).expect("valid"),
+        )
     }
 
     /// Runs the script to the end: (ms after start, event, status after it, cause).

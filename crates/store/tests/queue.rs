@@ -2,7 +2,7 @@
 //! retries and fallback bookkeeping, redelivery. A real database file in a temp directory.
 
 use chrono::{DateTime, Utc};
-use domain::call::{Call, CallStatus, Direction, Engine, Report, Target};
+use domain::call::{Call, Direction, Engine, Report, Target};
 use domain::{CallUuid, CallbackUrl, HttpMethod, TargetKind, UrlPolicy};
 use store::{AfterAttempt, AttemptRecord, ClaimedDelivery, Redelivery, SqliteStore, Store, Vault};
 
@@ -22,32 +22,19 @@ fn at(ms: i64) -> DateTime<Utc> {
 async fn call_to(store: &SqliteStore, url: &str) -> Call {
     let created = store.create_account("Queue", None, at(0)).await.expect("account");
     let call = Call {
-        call_uuid: CallUuid::from_random(rand_u128()),
-        auth_id: created.account.auth_id,
-        direction: Direction::Outbound,
-        from: "+14155551234".into(),
-        to: "+14155550100".into(),
-        engine: Engine::External,
-        app_id: None,
-        trunk_id: None,
         status: Some(Target {
             url: CallbackUrl::parse(url, UrlPolicy { allow_private: true }).expect("url"),
             method: HttpMethod::Post,
         }),
-        ring: None,
-        answer: None,
-        hangup_target: None,
-        time_limit_s: 100,
-        ring_timeout_s: 100,
-        record: false,
-        call_status: CallStatus::Queued,
-        initiated_at: at(0),
-        ringing_at: None,
-        answered_at: None,
-        ended_at: None,
-        hangup: None,
-        recording: None,
-        last_sequence: 1,
+        ..Call::new(
+            CallUuid::from_random(rand_u128()),
+            created.account.auth_id,
+            Direction::Outbound,
+            "+14155551234".into(),
+            "+14155550100".into(),
+            Engine::External,
+            at(0),
+        )
     };
     store.create_call(&call, None, at(0)).await.expect("call");
     call

@@ -6,7 +6,7 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use domain::call::{is_valid_number, Target};
+use domain::call::{is_valid_number, Target, DEFAULT_RING_TIMEOUT_S, DEFAULT_TIME_LIMIT_S};
 use domain::fields::local_time;
 use domain::{
     Account, AppId, Call, CallStatus, CallUuid, Direction, Engine, Patch, TrunkDirection, TrunkId,
@@ -26,10 +26,8 @@ use crate::field::{Checker, Field};
 use crate::routes::{parse_time, ListOut};
 use crate::AppState;
 
-/// Default and largest `time_limit` (s): Vobiz cuts calls at 24 h.
-const DEFAULT_TIME_LIMIT_S: u32 = 14_400;
+/// Largest `time_limit` (s): Vobiz cuts calls at 24 h.
 const MAX_TIME_LIMIT_S: u32 = 86_400;
-const DEFAULT_RING_TIMEOUT_S: u32 = 120;
 const MAX_RING_TIMEOUT_S: u32 = 3_600;
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
@@ -389,13 +387,8 @@ async fn build_call(
             ));
         }
     }
+    let engine = trunk.as_ref().map_or(Engine::Simulated, |t| t.engine);
     Ok(Call {
-        call_uuid: CallUuid::from_random(rand::random()),
-        auth_id: account.auth_id.clone(),
-        direction: Direction::Outbound,
-        from: from.unwrap_or_default(),
-        to: to.unwrap_or_default(),
-        engine: trunk.as_ref().map_or(Engine::Simulated, |t| t.engine),
         app_id,
         trunk_id: trunk.as_ref().map(|t| t.trunk_id),
         status,
@@ -405,14 +398,15 @@ async fn build_call(
         time_limit_s,
         ring_timeout_s,
         record: record || trunk.as_ref().is_some_and(|t| t.recording),
-        call_status: CallStatus::Queued,
-        initiated_at: now,
-        ringing_at: None,
-        answered_at: None,
-        ended_at: None,
-        hangup: None,
-        recording: None,
-        last_sequence: 1,
+        ..Call::new(
+            CallUuid::from_random(rand::random()),
+            account.auth_id.clone(),
+            Direction::Outbound,
+            from.unwrap_or_default(),
+            to.unwrap_or_default(),
+            engine,
+            now,
+        )
     })
 }
 

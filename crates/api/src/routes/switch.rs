@@ -244,30 +244,22 @@ async fn register_call(
         _ => None,
     };
     let now = clock::now();
+    // A switch-reported call has no limits of its own: the switch reports its end.
     let call = Call {
-        call_uuid,
-        auth_id,
-        direction: direction.and_then(Result::ok).unwrap_or(Direction::Inbound),
-        from: text(&body.from).unwrap_or_default().to_owned(),
-        to: text(&body.to).unwrap_or_default().to_owned(),
-        engine: Engine::External,
         app_id,
         trunk_id,
         status,
-        ring: None,
-        answer: None,
-        hangup_target: None,
         time_limit_s: 86_400,
         ring_timeout_s: 3_600,
-        record: false,
-        call_status: CallStatus::Queued,
-        initiated_at: now,
-        ringing_at: None,
-        answered_at: None,
-        ended_at: None,
-        hangup: None,
-        recording: None,
-        last_sequence: 1,
+        ..Call::new(
+            call_uuid,
+            auth_id,
+            direction.and_then(Result::ok).unwrap_or(Direction::Inbound),
+            text(&body.from).unwrap_or_default().to_owned(),
+            text(&body.to).unwrap_or_default().to_owned(),
+            Engine::External,
+            now,
+        )
     };
     state.store.create_call(&call, None, now).await?;
     state.notify.events_recorded(1);
