@@ -11,13 +11,20 @@ use domain::call::{Hangup, Recording, Target};
 use domain::resolution::{DirectUrls, Hierarchy, LevelConfig};
 use domain::{
     AppId, AuthId, Call, CallStatus, CallUuid, Channel, DeliveryStatus, Direction, Engine, EventId,
-    EventKind, HangupCause, Level, TrunkId, Verdict,
+    EventKind, HangupCause, Level, Report, TrunkId, Verdict,
 };
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{Row, SqliteConnection, SqlitePool};
 
+use super::{offset_to_db, random_u128, SqliteQuery, BEGIN_WRITE};
 use crate::codec::*;
-use crate::{DeliveryRecord, StoreError};
+use crate::{
+    CallCreation, CallFilter, CallbackFilter, DeliveryRecord, IdempotentAnswer, Listing, Page, RecordedEvent,
+    StoreError,
+};
+
+/// Idempotency keys are honoured for this long (PRODUCT.md §2.4).
+const IDEMPOTENCY_WINDOW_MICROS: i64 = 24 * 3600 * 1_000_000;
 
 pub(super) const CALL_COLUMNS: &str = "call_uuid, auth_id, direction, from_number, to_number, engine, app_id, trunk_id, \
      status_url, status_method, ring_url, ring_method, answer_url, answer_method, hangup_url, hangup_method, \
@@ -383,4 +390,221 @@ pub(super) fn delivery_from_row(row: &SqliteRow) -> Result<DeliveryRecord, Store
         created_at: time_from_db(row.try_get("created_at")?)?,
         attempts: Vec::new(),
     })
+}
+
+pub(super) async fn create_call(
+    pool: &SqlitePool,
+    call: &Call,
+    idempotency: Option<(&str, IdempotentAnswer)>,
+    now: DateTime<Utc>,
+) -> Result<CallCreation, StoreError> {
+    let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+    if let Some((key, answer)) = &idempotency {
+        if let Some(existing) = fetch_idempotent(&mut tx, &call.auth_id, key, now).await? {
+            return Ok(CallCreation::Replayed(existing));
+        }
+        sqlx::query("DELETE FROM idempotency_keys WHERE auth_id = ? AND key = ?")
+            .bind(call.auth_id.as_str())
+            .bind(*key)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO idempotency_keys (auth_id, key, request_hash, status, body, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(call.auth_id.as_str())
+        .bind(*key)
+        .bind(answer.request_hash.as_slice())
+        .bind(i64::from(answer.status))
+        .bind(&answer.body)
+        .bind(time_to_db(now))
+        .execute(&mut *tx)
+        .await?;
+    }
+    insert_call(&mut tx, call, now).await?;
+    let event_id = EventId::from_random(random_u128());
+    record_event(
+        &mut tx,
+        call,
+        EventKind::CallInitiated,
+        call.initiated_at,
+        now,
+        event_id,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(CallCreation::Created(Box::new(call.clone())))
+}
+
+pub(super) async fn idempotent_answer(
+    pool: &SqlitePool,
+    auth_id: &AuthId,
+    key: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<IdempotentAnswer>, StoreError> {
+    let mut conn = pool.acquire().await?;
+    fetch_idempotent(&mut conn, auth_id, key, now).await
+}
+
+pub(super) async fn list_calls(
+    pool: &SqlitePool,
+    auth_id: &AuthId,
+    filter: &CallFilter,
+    page: Page,
+) -> Result<Listing<Call>, StoreError> {
+    const WHERE: &str =
+        "WHERE auth_id = ?1 AND (?2 IS NULL OR call_status = ?2) AND (?3 IS NULL OR direction = ?3) \
+         AND (?4 IS NULL OR from_number = ?4) AND (?5 IS NULL OR to_number = ?5) \
+         AND (?6 IS NULL OR initiated_at >= ?6) AND (?7 IS NULL OR initiated_at < ?7)";
+    let bind = |sql| call_filter_query(sql, auth_id, filter);
+    let select = format!(
+        "SELECT {} FROM calls {WHERE} ORDER BY initiated_at DESC, call_uuid DESC LIMIT ?8 OFFSET ?9",
+        CALL_COLUMNS
+    );
+    let count = format!("SELECT COUNT(*) FROM calls {WHERE}");
+    let items = bind(&select)
+        .bind(i64::from(page.limit))
+        .bind(offset_to_db(page.offset))
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(call_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let total: i64 = bind(&count).fetch_one(pool).await?.try_get(0)?;
+    Ok(Listing {
+        items,
+        total: u64::try_from(total).unwrap_or(0),
+    })
+}
+
+pub(super) async fn apply_report(
+    pool: &SqlitePool,
+    auth_id: Option<&AuthId>,
+    call_uuid: &CallUuid,
+    report: Report,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<RecordedEvent, StoreError> {
+    let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+    let mut call = load_call(&mut tx, auth_id, call_uuid)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let kind = call.apply(report, at).map_err(StoreError::Transition)?;
+    let event_id = EventId::from_random(random_u128());
+    update_call(&mut tx, &call, now).await?;
+    record_event(&mut tx, &call, kind, at, now, event_id).await?;
+    tx.commit().await?;
+    Ok(RecordedEvent {
+        event_id,
+        sequence: call.last_sequence,
+        kind,
+        call,
+    })
+}
+
+pub(super) async fn unfinished_simulated_calls(pool: &SqlitePool) -> Result<Vec<Call>, StoreError> {
+    // Finished calls may still owe a RecordStop; the carrier's script decides.
+    sqlx::query(&format!(
+        "SELECT {} FROM calls WHERE engine = 'simulated' \
+         AND (call_status IN ('queued', 'ringing', 'in-progress') \
+              OR (record = 1 AND answered_at IS NOT NULL AND recording_id IS NULL))",
+        CALL_COLUMNS
+    ))
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(call_from_row)
+    .collect()
+}
+
+pub(super) async fn call_deliveries(
+    pool: &SqlitePool,
+    auth_id: &AuthId,
+    call_uuid: &CallUuid,
+) -> Result<Vec<DeliveryRecord>, StoreError> {
+    let mut conn = pool.acquire().await?;
+    let rows = sqlx::query(&super::queue::select_deliveries(
+        "WHERE auth_id = ? AND call_uuid = ? ORDER BY sequence, delivery_id",
+    ))
+    .bind(auth_id.as_str())
+    .bind(call_uuid.to_string())
+    .fetch_all(&mut *conn)
+    .await?;
+    super::queue::deliveries_with_attempts(&mut conn, rows).await
+}
+
+pub(super) async fn list_deliveries(
+    pool: &SqlitePool,
+    auth_id: &AuthId,
+    filter: &CallbackFilter,
+    page: Page,
+) -> Result<Listing<DeliveryRecord>, StoreError> {
+    const WHERE: &str =
+        "WHERE auth_id = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR created_at >= ?3)";
+    let bind = |sql| callback_filter_query(sql, auth_id, filter);
+    let select = format!(
+        "SELECT {} FROM deliveries {WHERE} ORDER BY created_at DESC, delivery_id DESC LIMIT ?4 OFFSET ?5",
+        DELIVERY_COLUMNS
+    );
+    let count = format!("SELECT COUNT(*) FROM deliveries {WHERE}");
+    let mut conn = pool.acquire().await?;
+    let rows = bind(&select)
+        .bind(i64::from(page.limit))
+        .bind(offset_to_db(page.offset))
+        .fetch_all(&mut *conn)
+        .await?;
+    let items = super::queue::deliveries_with_attempts(&mut conn, rows).await?;
+    let total: i64 = bind(&count).fetch_one(pool).await?.try_get(0)?;
+    Ok(Listing {
+        items,
+        total: u64::try_from(total).unwrap_or(0),
+    })
+}
+
+async fn fetch_idempotent(
+    conn: &mut sqlx::SqliteConnection,
+    auth_id: &AuthId,
+    key: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<IdempotentAnswer>, StoreError> {
+    let row = sqlx::query(
+        "SELECT request_hash, status, body FROM idempotency_keys WHERE auth_id = ? AND key = ? AND created_at > ?",
+    )
+    .bind(auth_id.as_str())
+    .bind(key)
+    .bind(time_to_db(now) - IDEMPOTENCY_WINDOW_MICROS)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let hash: Vec<u8> = row.try_get("request_hash")?;
+    let status: i64 = row.try_get("status")?;
+    Ok(Some(IdempotentAnswer {
+        request_hash: <[u8; 32]>::try_from(hash.as_slice()).map_err(|_| corrupt("request_hash", key))?,
+        status: u16::try_from(status).map_err(|_| corrupt("status", &status.to_string()))?,
+        body: row.try_get("body")?,
+    }))
+}
+
+fn call_filter_query<'q>(sql: &'q str, auth_id: &'q AuthId, filter: &'q CallFilter) -> SqliteQuery<'q> {
+    sqlx::query(sql)
+        .bind(auth_id.as_str())
+        .bind(filter.status.map(|s| s.as_str()))
+        .bind(filter.direction.map(|d| d.as_str()))
+        .bind(filter.from.as_deref())
+        .bind(filter.to.as_deref())
+        .bind(filter.since.map(time_to_db))
+        .bind(filter.until.map(time_to_db))
+}
+
+fn callback_filter_query<'q>(
+    sql: &'q str,
+    auth_id: &'q AuthId,
+    filter: &'q CallbackFilter,
+) -> SqliteQuery<'q> {
+    sqlx::query(sql)
+        .bind(auth_id.as_str())
+        .bind(filter.status.map(|s| s.as_str()))
+        .bind(filter.since.map(time_to_db))
 }

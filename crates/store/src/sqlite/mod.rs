@@ -10,12 +10,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::{
-    Account, AppId, Application, AuthId, Call, CallUuid, EventId, EventKind, Report, SecretId, Trunk, TrunkId,
+    Account, AppId, Application, AuthId, Call, CallUuid, EventId, Report, SecretId, Trunk, TrunkId,
 };
 use rand::RngCore;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
 use crate::codec::*;
@@ -28,9 +26,10 @@ use crate::{
 
 mod calls;
 mod queue;
+mod rows;
+mod secrets;
 
-/// Idempotency keys are honoured for this long (PRODUCT.md §2.4).
-const IDEMPOTENCY_WINDOW_MICROS: i64 = 24 * 3600 * 1_000_000;
+use rows::{account_from_row, application_from_row, trunk_from_row};
 
 /// Transactions that read before they write start with `BEGIN IMMEDIATE`: in WAL mode a
 /// deferred transaction that upgrades to a writer after another writer committed fails at once
@@ -139,40 +138,6 @@ impl SqliteStore {
             .await?;
         Ok(u64::try_from(total).unwrap_or(0))
     }
-
-    fn open_token(&self, auth_id: &str, sealed: Vec<u8>) -> Result<Vec<u8>, StoreError> {
-        self.vault
-            .open(auth_id, &sealed)
-            .map_err(|_| corrupt("auth token of", auth_id))
-    }
-
-    async fn insert_secret(
-        &self,
-        tx: &mut sqlx::SqliteConnection,
-        auth_id: &AuthId,
-        now: DateTime<Utc>,
-    ) -> Result<NewSecret, StoreError> {
-        let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        let secret_id = SecretId::from_random(random_u128());
-        let sealed = self.vault.seal(&secret_id.to_string(), &bytes);
-        sqlx::query(
-            "INSERT INTO signing_secrets (secret_id, auth_id, secret_sealed, created_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(secret_id.to_string())
-        .bind(auth_id.as_str())
-        .bind(sealed)
-        .bind(time_to_db(now))
-        .execute(&mut *tx)
-        .await?;
-        Ok(NewSecret {
-            info: SecretInfo {
-                secret_id,
-                created_at: now,
-            },
-            bytes,
-        })
-    }
 }
 
 #[async_trait]
@@ -224,7 +189,7 @@ impl Store for SqliteStore {
                 }
                 other => other?,
             };
-            let signing_secret = self.insert_secret(&mut tx, &account.auth_id, now).await?;
+            let signing_secret = secrets::insert_secret(&self.vault, &mut tx, &account.auth_id, now).await?;
             tx.commit().await?;
             return Ok(CreatedAccount {
                 account,
@@ -455,39 +420,21 @@ impl Store for SqliteStore {
         found(done.rows_affected())
     }
 
+    async fn call(&self, auth_id: Option<&AuthId>, call_uuid: &CallUuid) -> Result<Option<Call>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        calls::load_call(&mut conn, auth_id, call_uuid).await
+    }
+
     async fn create_signing_secret(
         &self,
         auth_id: &AuthId,
         now: DateTime<Utc>,
     ) -> Result<NewSecret, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let secret = self
-            .insert_secret(&mut tx, auth_id, now)
-            .await
-            .map_err(|e| match e {
-                StoreError::Backend(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
-                    StoreError::NotFound
-                }
-                other => other,
-            })?;
-        tx.commit().await?;
-        Ok(secret)
+        secrets::create_signing_secret(&self.pool, &self.vault, auth_id, now).await
     }
 
     async fn list_signing_secrets(&self, auth_id: &AuthId) -> Result<Vec<SecretInfo>, StoreError> {
-        sqlx::query("SELECT secret_id, created_at FROM signing_secrets WHERE auth_id = ? ORDER BY created_at, secret_id")
-            .bind(auth_id.as_str())
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|row| {
-                let id: String = row.try_get("secret_id")?;
-                Ok(SecretInfo {
-                    secret_id: SecretId::parse(&id).ok_or_else(|| corrupt("secret_id", &id))?,
-                    created_at: time_from_db(row.try_get("created_at")?)?,
-                })
-            })
-            .collect()
+        secrets::list_signing_secrets(&self.pool, auth_id).await
     }
 
     async fn delete_signing_secret(
@@ -495,29 +442,7 @@ impl Store for SqliteStore {
         auth_id: &AuthId,
         secret_id: &SecretId,
     ) -> Result<SecretDeletion, StoreError> {
-        // One statement, so two concurrent deletes cannot both pass the "not the last" check.
-        let done = sqlx::query(
-            "DELETE FROM signing_secrets WHERE auth_id = ?1 AND secret_id = ?2 \
-             AND (SELECT COUNT(*) FROM signing_secrets WHERE auth_id = ?1) > 1",
-        )
-        .bind(auth_id.as_str())
-        .bind(secret_id.to_string())
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 1 {
-            return Ok(SecretDeletion::Deleted);
-        }
-        let exists: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM signing_secrets WHERE auth_id = ? AND secret_id = ?")
-                .bind(auth_id.as_str())
-                .bind(secret_id.to_string())
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(if exists.is_some() {
-            SecretDeletion::LastSecret
-        } else {
-            SecretDeletion::NotFound
-        })
+        secrets::delete_signing_secret(&self.pool, auth_id, secret_id).await
     }
 
     async fn create_call(
@@ -526,42 +451,7 @@ impl Store for SqliteStore {
         idempotency: Option<(&str, IdempotentAnswer)>,
         now: DateTime<Utc>,
     ) -> Result<CallCreation, StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        if let Some((key, answer)) = &idempotency {
-            if let Some(existing) = fetch_idempotent(&mut tx, &call.auth_id, key, now).await? {
-                return Ok(CallCreation::Replayed(existing));
-            }
-            sqlx::query("DELETE FROM idempotency_keys WHERE auth_id = ? AND key = ?")
-                .bind(call.auth_id.as_str())
-                .bind(*key)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO idempotency_keys (auth_id, key, request_hash, status, body, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(call.auth_id.as_str())
-            .bind(*key)
-            .bind(answer.request_hash.as_slice())
-            .bind(i64::from(answer.status))
-            .bind(&answer.body)
-            .bind(time_to_db(now))
-            .execute(&mut *tx)
-            .await?;
-        }
-        calls::insert_call(&mut tx, call, now).await?;
-        let event_id = EventId::from_random(random_u128());
-        calls::record_event(
-            &mut tx,
-            call,
-            EventKind::CallInitiated,
-            call.initiated_at,
-            now,
-            event_id,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(CallCreation::Created(Box::new(call.clone())))
+        calls::create_call(&self.pool, call, idempotency, now).await
     }
 
     async fn idempotent_answer(
@@ -570,13 +460,7 @@ impl Store for SqliteStore {
         key: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<IdempotentAnswer>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        fetch_idempotent(&mut conn, auth_id, key, now).await
-    }
-
-    async fn call(&self, auth_id: Option<&AuthId>, call_uuid: &CallUuid) -> Result<Option<Call>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        calls::load_call(&mut conn, auth_id, call_uuid).await
+        calls::idempotent_answer(&self.pool, auth_id, key, now).await
     }
 
     async fn list_calls(
@@ -585,29 +469,7 @@ impl Store for SqliteStore {
         filter: &CallFilter,
         page: Page,
     ) -> Result<Listing<Call>, StoreError> {
-        const WHERE: &str =
-            "WHERE auth_id = ?1 AND (?2 IS NULL OR call_status = ?2) AND (?3 IS NULL OR direction = ?3) \
-             AND (?4 IS NULL OR from_number = ?4) AND (?5 IS NULL OR to_number = ?5) \
-             AND (?6 IS NULL OR initiated_at >= ?6) AND (?7 IS NULL OR initiated_at < ?7)";
-        let bind = |sql| call_filter_query(sql, auth_id, filter);
-        let select = format!(
-            "SELECT {} FROM calls {WHERE} ORDER BY initiated_at DESC, call_uuid DESC LIMIT ?8 OFFSET ?9",
-            calls::CALL_COLUMNS
-        );
-        let count = format!("SELECT COUNT(*) FROM calls {WHERE}");
-        let items = bind(&select)
-            .bind(i64::from(page.limit))
-            .bind(offset_to_db(page.offset))
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(calls::call_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let total: i64 = bind(&count).fetch_one(&self.pool).await?.try_get(0)?;
-        Ok(Listing {
-            items,
-            total: u64::try_from(total).unwrap_or(0),
-        })
+        calls::list_calls(&self.pool, auth_id, filter, page).await
     }
 
     async fn apply_report(
@@ -618,36 +480,11 @@ impl Store for SqliteStore {
         at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<RecordedEvent, StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        let mut call = calls::load_call(&mut tx, auth_id, call_uuid)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let kind = call.apply(report, at).map_err(StoreError::Transition)?;
-        let event_id = EventId::from_random(random_u128());
-        calls::update_call(&mut tx, &call, now).await?;
-        calls::record_event(&mut tx, &call, kind, at, now, event_id).await?;
-        tx.commit().await?;
-        Ok(RecordedEvent {
-            event_id,
-            sequence: call.last_sequence,
-            kind,
-            call,
-        })
+        calls::apply_report(&self.pool, auth_id, call_uuid, report, at, now).await
     }
 
     async fn unfinished_simulated_calls(&self) -> Result<Vec<Call>, StoreError> {
-        // Finished calls may still owe a RecordStop; the carrier's script decides.
-        sqlx::query(&format!(
-            "SELECT {} FROM calls WHERE engine = 'simulated' \
-             AND (call_status IN ('queued', 'ringing', 'in-progress') \
-                  OR (record = 1 AND answered_at IS NOT NULL AND recording_id IS NULL))",
-            calls::CALL_COLUMNS
-        ))
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(calls::call_from_row)
-        .collect()
+        calls::unfinished_simulated_calls(&self.pool).await
     }
 
     async fn call_deliveries(
@@ -655,15 +492,7 @@ impl Store for SqliteStore {
         auth_id: &AuthId,
         call_uuid: &CallUuid,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let rows = sqlx::query(&queue::select_deliveries(
-            "WHERE auth_id = ? AND call_uuid = ? ORDER BY sequence, delivery_id",
-        ))
-        .bind(auth_id.as_str())
-        .bind(call_uuid.to_string())
-        .fetch_all(&mut *conn)
-        .await?;
-        queue::deliveries_with_attempts(&mut conn, rows).await
+        calls::call_deliveries(&self.pool, auth_id, call_uuid).await
     }
 
     async fn list_deliveries(
@@ -672,26 +501,7 @@ impl Store for SqliteStore {
         filter: &CallbackFilter,
         page: Page,
     ) -> Result<Listing<DeliveryRecord>, StoreError> {
-        const WHERE: &str =
-            "WHERE auth_id = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR created_at >= ?3)";
-        let bind = |sql| callback_filter_query(sql, auth_id, filter);
-        let select = format!(
-            "SELECT {} FROM deliveries {WHERE} ORDER BY created_at DESC, delivery_id DESC LIMIT ?4 OFFSET ?5",
-            calls::DELIVERY_COLUMNS
-        );
-        let count = format!("SELECT COUNT(*) FROM deliveries {WHERE}");
-        let mut conn = self.pool.acquire().await?;
-        let rows = bind(&select)
-            .bind(i64::from(page.limit))
-            .bind(offset_to_db(page.offset))
-            .fetch_all(&mut *conn)
-            .await?;
-        let items = queue::deliveries_with_attempts(&mut conn, rows).await?;
-        let total: i64 = bind(&count).fetch_one(&self.pool).await?.try_get(0)?;
-        Ok(Listing {
-            items,
-            total: u64::try_from(total).unwrap_or(0),
-        })
+        calls::list_deliveries(&self.pool, auth_id, filter, page).await
     }
 
     async fn claim_due(
@@ -729,44 +539,7 @@ impl Store for SqliteStore {
     }
 
     async fn signing_keys(&self, auth_id: &AuthId) -> Result<SigningKeys, StoreError> {
-        let row = sqlx::query("SELECT token_sealed, parent_auth_id FROM accounts WHERE auth_id = ?")
-            .bind(auth_id.as_str())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let auth_token = self.open_token(auth_id.as_str(), row.try_get("token_sealed")?)?;
-        let parent: Option<String> = row.try_get("parent_auth_id")?;
-        let parent_token = match parent {
-            None => auth_token.clone(),
-            Some(parent) => {
-                let sealed: Vec<u8> =
-                    sqlx::query_scalar("SELECT token_sealed FROM accounts WHERE auth_id = ?")
-                        .bind(&parent)
-                        .fetch_one(&self.pool)
-                        .await?;
-                self.open_token(&parent, sealed)?
-            }
-        };
-        let secrets = sqlx::query(
-            "SELECT secret_id, secret_sealed FROM signing_secrets WHERE auth_id = ? ORDER BY created_at",
-        )
-        .bind(auth_id.as_str())
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| {
-            let id: String = row.try_get("secret_id")?;
-            let sealed: Vec<u8> = row.try_get("secret_sealed")?;
-            self.vault
-                .open(&id, &sealed)
-                .map_err(|_| corrupt("signing secret", &id))
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(SigningKeys {
-            auth_token,
-            parent_token,
-            secrets,
-        })
+        secrets::signing_keys(&self.pool, &self.vault, auth_id).await
     }
 
     async fn redeliver(
@@ -832,109 +605,4 @@ fn random_u128() -> u128 {
     let mut bytes = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     u128::from_le_bytes(bytes)
-}
-
-fn auth_id_from_db(text: &str) -> Result<AuthId, StoreError> {
-    AuthId::parse(text).ok_or_else(|| corrupt("auth_id", text))
-}
-
-fn account_from_row(row: &SqliteRow) -> Result<Account, StoreError> {
-    let parent: Option<String> = row.try_get("parent_auth_id")?;
-    Ok(Account {
-        auth_id: auth_id_from_db(row.try_get("auth_id")?)?,
-        name: row.try_get("name")?,
-        timezone: timezone_from_db(row.try_get("timezone")?)?,
-        default_callback_url: url_from_db(row.try_get("default_callback_url")?)?,
-        default_callback_method: method_from_db(row.try_get("default_callback_method")?)?,
-        default_callback_events: filter_from_db(row.try_get("default_callback_events")?)?,
-        parent_auth_id: parent.as_deref().map(auth_id_from_db).transpose()?,
-        created_at: time_from_db(row.try_get("created_at")?)?,
-        updated_at: time_from_db(row.try_get("updated_at")?)?,
-    })
-}
-
-fn application_from_row(row: &SqliteRow) -> Result<Application, StoreError> {
-    let app_id: String = row.try_get("app_id")?;
-    Ok(Application {
-        app_id: AppId::parse(&app_id).ok_or_else(|| corrupt("app_id", &app_id))?,
-        auth_id: auth_id_from_db(row.try_get("auth_id")?)?,
-        name: row.try_get("name")?,
-        callback_url: url_from_db(row.try_get("callback_url")?)?,
-        callback_method: method_from_db(row.try_get("callback_method")?)?,
-        fallback_callback_url: url_from_db(row.try_get("fallback_callback_url")?)?,
-        callback_events: filter_from_db(row.try_get("callback_events")?)?,
-        answer_url: url_from_db(row.try_get("answer_url")?)?,
-        answer_method: method_from_db(row.try_get("answer_method")?)?,
-        hangup_url: url_from_db(row.try_get("hangup_url")?)?,
-        hangup_method: method_from_db(row.try_get("hangup_method")?)?,
-        created_at: time_from_db(row.try_get("created_at")?)?,
-        updated_at: time_from_db(row.try_get("updated_at")?)?,
-    })
-}
-
-fn trunk_from_row(row: &SqliteRow) -> Result<Trunk, StoreError> {
-    let trunk_id: String = row.try_get("trunk_id")?;
-    Ok(Trunk {
-        trunk_id: TrunkId::parse(&trunk_id).ok_or_else(|| corrupt("trunk_id", &trunk_id))?,
-        auth_id: auth_id_from_db(row.try_get("auth_id")?)?,
-        name: row.try_get("name")?,
-        status_callback: url_from_db(row.try_get("status_callback")?)?,
-        status_callback_method: method_from_db(row.try_get("status_callback_method")?)?,
-        status_callback_events: filter_from_db(row.try_get("status_callback_events")?)?,
-        trunk_direction: direction_from_db(row.try_get("trunk_direction")?)?,
-        trunk_status: status_from_db(row.try_get("trunk_status")?)?,
-        termination_uri: sip_uri_from_db(row.try_get("termination_uri")?)?,
-        recording: row.try_get("recording")?,
-        engine: engine_from_db(row.try_get("engine")?)?,
-        created_at: time_from_db(row.try_get("created_at")?)?,
-        updated_at: time_from_db(row.try_get("updated_at")?)?,
-    })
-}
-
-async fn fetch_idempotent(
-    conn: &mut sqlx::SqliteConnection,
-    auth_id: &AuthId,
-    key: &str,
-    now: DateTime<Utc>,
-) -> Result<Option<IdempotentAnswer>, StoreError> {
-    let row = sqlx::query(
-        "SELECT request_hash, status, body FROM idempotency_keys WHERE auth_id = ? AND key = ? AND created_at > ?",
-    )
-    .bind(auth_id.as_str())
-    .bind(key)
-    .bind(time_to_db(now) - IDEMPOTENCY_WINDOW_MICROS)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let hash: Vec<u8> = row.try_get("request_hash")?;
-    let status: i64 = row.try_get("status")?;
-    Ok(Some(IdempotentAnswer {
-        request_hash: <[u8; 32]>::try_from(hash.as_slice()).map_err(|_| corrupt("request_hash", key))?,
-        status: u16::try_from(status).map_err(|_| corrupt("status", &status.to_string()))?,
-        body: row.try_get("body")?,
-    }))
-}
-
-fn call_filter_query<'q>(sql: &'q str, auth_id: &'q AuthId, filter: &'q CallFilter) -> SqliteQuery<'q> {
-    sqlx::query(sql)
-        .bind(auth_id.as_str())
-        .bind(filter.status.map(|s| s.as_str()))
-        .bind(filter.direction.map(|d| d.as_str()))
-        .bind(filter.from.as_deref())
-        .bind(filter.to.as_deref())
-        .bind(filter.since.map(time_to_db))
-        .bind(filter.until.map(time_to_db))
-}
-
-fn callback_filter_query<'q>(
-    sql: &'q str,
-    auth_id: &'q AuthId,
-    filter: &'q CallbackFilter,
-) -> SqliteQuery<'q> {
-    sqlx::query(sql)
-        .bind(auth_id.as_str())
-        .bind(filter.status.map(|s| s.as_str()))
-        .bind(filter.since.map(time_to_db))
 }
