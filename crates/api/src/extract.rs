@@ -11,7 +11,6 @@ use axum::http::{HeaderMap, StatusCode};
 use base64::Engine;
 use domain::{Account, AuthId};
 use serde::de::DeserializeOwned;
-use std::collections::HashMap;
 use store::{Authentication, Page};
 use subtle::ConstantTimeEq;
 
@@ -164,8 +163,9 @@ impl FromRequestParts<AppState> for Operator {
     }
 }
 
-/// `limit` (1–100, default 20) and `offset` (≥ 0, default 0) of a list.
-pub struct Paging(pub Page);
+/// `limit` (1–100, default 20) and `offset` (≥ 0, default 0) of a list, and the rest of the
+/// query string (its filters), which the `next`/`previous` links must keep.
+pub struct Paging(pub Page, pub String);
 
 const DEFAULT_LIMIT: u32 = 20;
 const MAX_LIMIT: u32 = 100;
@@ -174,10 +174,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Paging {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Query(query) = Query::<HashMap<String, String>>::from_request_parts(parts, state)
+        let Query(query) = Query::<Vec<(String, String)>>::from_request_parts(parts, state)
             .await
             .map_err(|e| ApiError::invalid("query", e.body_text()))?;
-        let limit = match query.get("limit") {
+        let get = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let limit = match get("limit") {
             None => DEFAULT_LIMIT,
             Some(text) => text
                 .parse::<u32>()
@@ -185,12 +186,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Paging {
                 .filter(|n| (1..=MAX_LIMIT).contains(n))
                 .ok_or_else(|| ApiError::invalid("limit", "must be a whole number from 1 to 100"))?,
         };
-        let offset = match query.get("offset") {
+        let offset = match get("offset") {
             None => 0,
             Some(text) => text
                 .parse::<u64>()
                 .map_err(|_| ApiError::invalid("offset", "must be a whole number, 0 or more"))?,
         };
-        Ok(Paging(Page { limit, offset }))
+        let filters = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(query.iter().filter(|(k, _)| k != "limit" && k != "offset"))
+            .finish();
+        Ok(Paging(Page { limit, offset }, filters))
     }
 }

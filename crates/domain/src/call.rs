@@ -262,8 +262,29 @@ impl Call {
     ///
     /// # Errors
     /// `OutOfOrder` for a duplicate or a report the state does not allow; `Inconsistent` for a
-    /// hangup status that contradicts whether the call was answered.
+    /// hangup status that contradicts whether the call was answered, or a report dated before
+    /// the call's previous event.
     pub fn apply(&mut self, report: Report, at: DateTime<Utc>) -> Result<EventKind, TransitionError> {
+        let mut next = self.clone();
+        let kind = next.transition(report, at)?;
+        // Reported progress cannot go back in time. Registration is not compared: a switch may
+        // register a call after its first events.
+        let latest = [self.ringing_at, self.answered_at, self.ended_at]
+            .into_iter()
+            .flatten()
+            .max();
+        if let Some(latest) = latest.filter(|latest| at < *latest) {
+            return Err(TransitionError::Inconsistent(format!(
+                "at {} is before the call's previous event ({})",
+                at.to_rfc3339(),
+                latest.to_rfc3339()
+            )));
+        }
+        *self = next;
+        Ok(kind)
+    }
+
+    fn transition(&mut self, report: Report, at: DateTime<Utc>) -> Result<EventKind, TransitionError> {
         let kind = report.kind();
         let out_of_order = || TransitionError::OutOfOrder {
             event: kind,
@@ -273,6 +294,7 @@ impl Call {
             Report::HangupByApi => api_hangup(self.call_status),
             other => other,
         };
+
         match (self.call_status, report) {
             (CallStatus::Queued, Report::Ring) => {
                 self.call_status = CallStatus::Ringing;
@@ -494,6 +516,23 @@ mod tests {
         let err = c.apply(hangup("USER_BUSY", Some(CallStatus::Busy)), at(3));
         assert!(matches!(err, Err(TransitionError::Inconsistent(_))));
         assert_eq!(c.call_status, CallStatus::InProgress);
+    }
+
+    #[test]
+    fn a_report_dated_before_the_previous_event_is_inconsistent() {
+        let mut c = call();
+        c.apply(Report::Ring, at(5)).expect("legal");
+        let before = c.clone();
+        assert!(matches!(
+            c.apply(Report::Answer, at(4)),
+            Err(TransitionError::Inconsistent(_))
+        ));
+        assert_eq!(c, before);
+        assert_eq!(
+            c.apply(Report::Answer, at(5)),
+            Ok(EventKind::StartApp),
+            "the same instant is fine"
+        );
     }
 
     #[test]

@@ -145,6 +145,11 @@ impl Sender {
         })
     }
 
+    /// One attempt's budget.
+    pub fn timeout(&self) -> Duration {
+        self.config.timeout
+    }
+
     /// Makes one attempt.
     pub async fn send(&self, request: OutboundRequest) -> Outcome {
         let started = Instant::now();

@@ -362,9 +362,9 @@ pub trait Store: Send + Sync + 'static {
         after: AfterAttempt,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
-    /// Releases a delivery without an attempt, due again at `next_attempt_at` (circuit breaker
-    /// pause, shutdown).
-    async fn release(&self, delivery_id: i64, next_attempt_at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Releases deliveries without an attempt, due again at `next_attempt_at` (circuit breaker
+    /// pause, a saturated host, shutdown).
+    async fn release(&self, delivery_ids: &[i64], next_attempt_at: DateTime<Utc>) -> Result<(), StoreError>;
     /// Releases every lease: at start-up of the only process on an embedded database, leases
     /// left by a crashed run are known dead.
     async fn release_all_leases(&self) -> Result<u64, StoreError>;

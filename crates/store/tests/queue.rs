@@ -228,7 +228,7 @@ async fn a_released_delivery_comes_back_at_its_new_time_without_an_attempt() {
         .expect("claim")
         .remove(0);
     store
-        .release(claimed.delivery_id, at(500))
+        .release(&[claimed.delivery_id], at(500))
         .await
         .expect("release");
     assert!(store

@@ -152,12 +152,13 @@ async fn create_application(
 async fn list_applications(
     State(state): State<AppState>,
     Authed(account): Authed,
-    Paging(page): Paging,
+    Paging(page, filters): Paging,
 ) -> Result<Reply<ListOut<ApplicationOut>>, ApiError> {
     let listing = state.store.list_applications(&account.auth_id, page).await?;
     let path = format!("/api/v1/account/{}/applications", account.auth_id);
     Ok(Reply::ok(ListOut::new(
         &path,
+        &filters,
         page,
         listing,
         ApplicationOut::from,

@@ -138,7 +138,7 @@ async fn call_callbacks(
 async fn list_callbacks(
     State(state): State<AppState>,
     Authed(account): Authed,
-    Paging(page): Paging,
+    Paging(page, filters): Paging,
     uri: axum::http::Uri,
 ) -> Result<Reply<ListOut<CallbackOut>>, ApiError> {
     let pairs = query_pairs(&uri)?;
@@ -161,5 +161,11 @@ async fn list_callbacks(
         .list_deliveries(&account.auth_id, &filter, page)
         .await?;
     let path = format!("/api/v1/account/{}/callbacks", account.auth_id);
-    Ok(Reply::ok(ListOut::new(&path, page, listing, CallbackOut::from)))
+    Ok(Reply::ok(ListOut::new(
+        &path,
+        &filters,
+        page,
+        listing,
+        CallbackOut::from,
+    )))
 }

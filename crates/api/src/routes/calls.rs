@@ -263,7 +263,16 @@ fn replay(answer: IdempotentAnswer, hash: [u8; 32]) -> Result<Response, ApiError
         ));
     }
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::CREATED);
-    Ok((status, [("content-type", "application/json")], answer.body).into_response())
+    // The body is the first answer's, `api_id` included; the header says it is a replay.
+    Ok((
+        status,
+        [
+            ("content-type", "application/json"),
+            ("idempotent-replayed", "true"),
+        ],
+        answer.body,
+    )
+        .into_response())
 }
 
 /// Make a call. With `Idempotency-Key`, a repeat within 24 h returns the first answer.
@@ -418,7 +427,7 @@ async fn build_call(
 async fn list_calls(
     State(state): State<AppState>,
     Authed(account): Authed,
-    Paging(page): Paging,
+    Paging(page, filters): Paging,
     uri: axum::http::Uri,
 ) -> Result<Reply<ListOut<CallOut>>, ApiError> {
     let pairs = query_pairs(&uri)?;
@@ -440,7 +449,7 @@ async fn list_calls(
     };
     let listing = state.store.list_calls(&account.auth_id, &filter, page).await?;
     let path = format!("/api/v1/account/{}/calls", account.auth_id);
-    Ok(Reply::ok(ListOut::new(&path, page, listing, |call| {
+    Ok(Reply::ok(ListOut::new(&path, &filters, page, listing, |call| {
         CallOut::new(call, &account)
     })))
 }

@@ -60,8 +60,20 @@ pub struct ListOut<T> {
 }
 
 impl<T> ListOut<T> {
-    pub fn new<S>(path: &str, page: Page, listing: Listing<S>, to_wire: impl Fn(S) -> T) -> ListOut<T> {
-        let link = |offset: u64| format!("{path}/?limit={}&offset={offset}", page.limit);
+    /// `filters` is the list's query string without `limit` and `offset`; the links keep it.
+    pub fn new<S>(
+        path: &str,
+        filters: &str,
+        page: Page,
+        listing: Listing<S>,
+        to_wire: impl Fn(S) -> T,
+    ) -> ListOut<T> {
+        let filters = if filters.is_empty() {
+            String::new()
+        } else {
+            format!("{filters}&")
+        };
+        let link = |offset: u64| format!("{path}/?{filters}limit={}&offset={offset}", page.limit);
         let limit = u64::from(page.limit);
         let next = (page.offset + limit < listing.total).then(|| link(page.offset + limit));
         let previous = (page.offset > 0).then(|| link(page.offset.saturating_sub(limit)));

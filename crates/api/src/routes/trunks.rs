@@ -160,11 +160,17 @@ async fn create_trunk(
 async fn list_trunks(
     State(state): State<AppState>,
     Authed(account): Authed,
-    Paging(page): Paging,
+    Paging(page, filters): Paging,
 ) -> Result<Reply<ListOut<TrunkOut>>, ApiError> {
     let listing = state.store.list_trunks(&account.auth_id, page).await?;
     let path = format!("/api/v1/account/{}/trunks", account.auth_id);
-    Ok(Reply::ok(ListOut::new(&path, page, listing, TrunkOut::from)))
+    Ok(Reply::ok(ListOut::new(
+        &path,
+        &filters,
+        page,
+        listing,
+        TrunkOut::from,
+    )))
 }
 
 /// Retrieve a SIP trunk.

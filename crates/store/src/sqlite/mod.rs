@@ -527,8 +527,8 @@ impl Store for SqliteStore {
         queue::record_attempt(&self.pool, delivery_id, attempt, after, now).await
     }
 
-    async fn release(&self, delivery_id: i64, next_attempt_at: DateTime<Utc>) -> Result<(), StoreError> {
-        queue::release(&self.pool, delivery_id, next_attempt_at).await
+    async fn release(&self, delivery_ids: &[i64], next_attempt_at: DateTime<Utc>) -> Result<(), StoreError> {
+        queue::release(&self.pool, delivery_ids, next_attempt_at).await
     }
 
     async fn release_all_leases(&self) -> Result<u64, StoreError> {

@@ -150,14 +150,19 @@ pub(super) async fn record_attempt(
 
 pub(super) async fn release(
     pool: &SqlitePool,
-    delivery_id: i64,
+    delivery_ids: &[i64],
     next_attempt_at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    if delivery_ids.is_empty() {
+        return Ok(());
+    }
+    let ids = serde_json::to_string(delivery_ids).expect("a list of integers always serialises");
     sqlx::query(
-        "UPDATE deliveries SET leased_until = NULL, next_attempt_at = ? WHERE delivery_id = ? AND status = 'pending'",
+        "UPDATE deliveries SET leased_until = NULL, next_attempt_at = ? \
+         WHERE delivery_id IN (SELECT value FROM json_each(?)) AND status = 'pending'",
     )
     .bind(time_to_db(next_attempt_at))
-    .bind(delivery_id)
+    .bind(ids)
     .execute(pool)
     .await?;
     Ok(())
