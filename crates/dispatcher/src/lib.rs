@@ -25,8 +25,8 @@ use domain::retry::{decide, parse_retry_after, AttemptOutcome, Decision, RetryPo
 use domain::{AuthId, TargetKind};
 use rand::Rng;
 use sender::{ErrorKind, Outcome, Sender};
-use store::{AfterAttempt, AttemptRecord, ClaimedDelivery, SigningKeys, Store, StoreError};
-use tokio::sync::{Notify, Semaphore};
+use store::{AfterAttempt, AttemptRecord, ClaimedDelivery, FinishedAttempt, SigningKeys, Store, StoreError};
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -42,6 +42,15 @@ const KEY_CACHE_TTL: Duration = Duration::from_secs(2);
 /// [`SATURATED_HOST_DEFERRAL`], so one slow host cannot fill the engine's in-flight capacity.
 const HOST_QUEUE_PER_PERMIT: usize = 2;
 const SATURATED_HOST_DEFERRAL: Duration = Duration::from_millis(250);
+
+/// Most attempts written in one transaction by the recorder (group commit).
+const RECORD_BATCH: usize = 256;
+/// Claim sizes adapt between these: large while claims come back full, small while most of a
+/// claim would only be deferred (one saturated host).
+const MIN_CLAIM: usize = 16;
+const FIRST_CLAIM: usize = 64;
+
+type Recording = (FinishedAttempt, oneshot::Sender<()>);
 
 /// The engine's numbers.
 #[derive(Debug, Clone)]
@@ -76,6 +85,9 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// Cancelled when the engine stops: claimed deliveries not yet sent are released.
     stopping: CancellationToken,
+    /// Finished attempts on their way to the recorder, which writes them in batches.
+    recorder: mpsc::UnboundedSender<Recording>,
+    claim_size: std::sync::atomic::AtomicUsize,
 }
 
 /// The delivery engine. Cheap to clone.
@@ -85,14 +97,19 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
+    /// Creates the engine and starts its recorder task (call inside a Tokio runtime).
     pub fn new(
         store: Arc<dyn Store>,
         sender: Sender,
         config: DispatcherConfig,
         metrics: Arc<Metrics>,
     ) -> Dispatcher {
+        let (recorder, recordings) = mpsc::unbounded_channel();
+        tokio::spawn(record_loop(Arc::clone(&store), recordings));
         Dispatcher {
             inner: Arc::new(Inner {
+                recorder,
+                claim_size: std::sync::atomic::AtomicUsize::new(FIRST_CLAIM),
                 store,
                 sender,
                 in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
@@ -125,7 +142,8 @@ impl Dispatcher {
         }
         let now = clock::now();
         let lease_until = now + delta(inner.config.lease);
-        let limit = u32::try_from(available).unwrap_or(u32::MAX);
+        let size = inner.claim_size.load(std::sync::atomic::Ordering::Relaxed);
+        let limit = u32::try_from(available.min(size)).unwrap_or(u32::MAX);
         let claimed = inner.store.claim_due(limit, now, lease_until).await?;
         let count = claimed.len();
         let mut deferred = Vec::new();
@@ -149,6 +167,16 @@ impl Dispatcher {
                 engine.wake();
             });
         }
+        let next_size = if deferred.len() * 2 > count {
+            (size / 2).max(MIN_CLAIM)
+        } else if count == limit as usize && deferred.is_empty() {
+            (size * 2).min(inner.config.max_in_flight)
+        } else {
+            size
+        };
+        inner
+            .claim_size
+            .store(next_size, std::sync::atomic::Ordering::Relaxed);
         if !deferred.is_empty() {
             let later = now + delta(SATURATED_HOST_DEFERRAL);
             if let Err(error) = inner.store.release(&deferred, later).await {
@@ -392,14 +420,36 @@ impl Dispatcher {
             retry_after_ms: retry_after.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         };
         tracing::debug!(event_id, attempt = attempt_number, ?after, error = ?outcome.error, "attempt");
-        if let Err(error) = self
-            .inner
-            .store
-            .record_attempt(delivery.delivery_id, &record, after, now)
-            .await
-        {
-            // The lease expires and the attempt is made again: at-least-once, same event id.
-            tracing::error!(%error, event_id, "recording an attempt failed");
+        let (done, recorded) = oneshot::channel();
+        let finished = FinishedAttempt {
+            delivery_id: delivery.delivery_id,
+            attempt: record,
+            after,
+        };
+        if self.inner.recorder.send((finished, done)).is_ok() {
+            let _ = recorded.await;
+        }
+    }
+}
+
+/// Writes finished attempts in batches: whatever finished while the previous batch was being
+/// written goes into the next transaction. Each attempt's task waits for its batch.
+async fn record_loop(store: Arc<dyn Store>, mut recordings: mpsc::UnboundedReceiver<Recording>) {
+    while let Some(first) = recordings.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < RECORD_BATCH {
+            match recordings.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let finished: Vec<FinishedAttempt> = batch.iter().map(|(f, _)| f.clone()).collect();
+        if let Err(error) = store.record_attempts(&finished, clock::now()).await {
+            // The leases expire and the attempts are made again: at-least-once, same event ids.
+            tracing::error!(%error, n = finished.len(), "recording attempts failed");
+        }
+        for (_, done) in batch {
+            let _ = done.send(());
         }
     }
 }

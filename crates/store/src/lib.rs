@@ -157,6 +157,14 @@ pub enum AfterAttempt {
     Failed,
 }
 
+/// An attempt made, and where its delivery goes next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedAttempt {
+    pub delivery_id: i64,
+    pub attempt: AttemptRecord,
+    pub after: AfterAttempt,
+}
+
 /// A delivery claimed for sending, with everything needed to build the request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClaimedDelivery {
@@ -354,14 +362,29 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<ClaimedDelivery>, StoreError>;
     /// When the next claimable delivery falls due (past times mean now).
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
-    /// Records an attempt and moves the delivery on, releasing its lease, in one transaction.
+    /// Records attempts and moves each delivery on, releasing its lease — all in one
+    /// transaction (group commit: the dispatcher batches what finished together).
+    async fn record_attempts(
+        &self,
+        attempts: &[FinishedAttempt],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// [`Store::record_attempts`] for a single attempt.
     async fn record_attempt(
         &self,
         delivery_id: i64,
         attempt: &AttemptRecord,
         after: AfterAttempt,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        let finished = FinishedAttempt {
+            delivery_id,
+            attempt: attempt.clone(),
+            after,
+        };
+        self.record_attempts(std::slice::from_ref(&finished), now).await
+    }
     /// Releases deliveries without an attempt, due again at `next_attempt_at` (circuit breaker
     /// pause, a saturated host, shutdown).
     async fn release(&self, delivery_ids: &[i64], next_attempt_at: DateTime<Utc>) -> Result<(), StoreError>;

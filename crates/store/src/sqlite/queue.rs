@@ -11,7 +11,9 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::calls::{count, delivery_from_row, DELIVERY_COLUMNS};
 use crate::codec::*;
-use crate::{AfterAttempt, AttemptRecord, ClaimedDelivery, DeliveryRecord, Redelivery, StoreError};
+use crate::{
+    AfterAttempt, AttemptRecord, ClaimedDelivery, DeliveryRecord, FinishedAttempt, Redelivery, StoreError,
+};
 
 /// The claimable condition: due, pending, not leased, and first in line for its call and URL.
 const CLAIMABLE: &str = "d.status = 'pending' AND d.next_attempt_at <= ?1 \
@@ -37,16 +39,26 @@ pub(super) async fn claim_due(
     .bind(i64::from(limit))
     .fetch_all(&mut *tx)
     .await?;
-    let mut claimed = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let event_id: String = row.try_get("event_id")?;
-        let fields: String = sqlx::query_scalar("SELECT fields FROM events WHERE event_id = ?")
-            .bind(&event_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        claimed.push(claimed_from_row(row, &fields)?);
-    }
+    let event_ids: Vec<String> = rows
+        .iter()
+        .map(|row| row.try_get::<String, _>("event_id"))
+        .collect::<Result<_, _>>()?;
+    let fields: std::collections::HashMap<String, String> = sqlx::query_as(
+        "SELECT event_id, fields FROM events WHERE event_id IN (SELECT value FROM json_each(?))",
+    )
+    .bind(serde_json::to_string(&event_ids).expect("a list of strings always serialises"))
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
     tx.commit().await?;
+    let mut claimed = Vec::with_capacity(rows.len());
+    for (row, event_id) in rows.iter().zip(&event_ids) {
+        let fields = fields
+            .get(event_id)
+            .ok_or_else(|| corrupt("event of a delivery", event_id))?;
+        claimed.push(claimed_from_row(row, fields)?);
+    }
     claimed.sort_by_key(|c| c.delivery_id);
     Ok(claimed)
 }
@@ -95,14 +107,26 @@ pub(super) async fn next_due_at(pool: &SqlitePool) -> Result<Option<DateTime<Utc
     micros.map(time_from_db).transpose()
 }
 
-pub(super) async fn record_attempt(
+pub(super) async fn record_attempts(
     pool: &SqlitePool,
+    finished: &[FinishedAttempt],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin_with(super::BEGIN_WRITE).await?;
+    for item in finished {
+        record_one(&mut tx, item.delivery_id, &item.attempt, item.after, now).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn record_one(
+    tx: &mut SqliteConnection,
     delivery_id: i64,
     attempt: &AttemptRecord,
     after: AfterAttempt,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let mut tx = pool.begin_with(super::BEGIN_WRITE).await?;
     sqlx::query(
         "INSERT INTO attempts (delivery_id, attempt, target, url, started_at, latency_ms, status_code, error, \
          retry_after_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -144,7 +168,6 @@ pub(super) async fn record_attempt(
     .bind(delivery_id)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
     Ok(())
 }
 
