@@ -565,3 +565,23 @@ impl Answer {
         self.json["details"].clone()
     }
 }
+
+impl Server {
+    /// Kills the server with SIGKILL — a crash: no graceful shutdown, no exit status checked —
+    /// and gives back the data directory for a restart.
+    pub fn kill(mut self) -> DataDir {
+        let child = self.child.take().expect("the server is still running");
+        signal(child.id(), "-KILL");
+        let _ = wait_with_deadline(child, STOP_DEADLINE);
+        self.data.take().expect("the data directory is still here")
+    }
+
+    /// Like [`Server::stop`], also giving back everything the server logged (for failure
+    /// messages about what happened during the shutdown).
+    pub fn stop_with_logs(mut self) -> (ExitStatus, DataDir, String) {
+        let status = self.terminate();
+        let logs = self.stderr();
+        let data = self.data.take().expect("the data directory is still here");
+        (status, data, logs)
+    }
+}
