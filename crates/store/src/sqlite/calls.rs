@@ -203,14 +203,23 @@ async fn configuration(
     tx: &mut SqliteConnection,
     call: &Call,
 ) -> Result<(Hierarchy, DirectUrls, domain::Timezone), StoreError> {
-    let account = sqlx::query(
-        "SELECT timezone, default_callback_url, default_callback_method, default_callback_events \
-         FROM accounts WHERE auth_id = ?",
+    // One statement for the three stored levels: this runs for every event, in the write path.
+    let row = sqlx::query(
+        "SELECT a.timezone, a.default_callback_url, a.default_callback_method, a.default_callback_events, \
+         p.app_id, p.callback_url, p.callback_method, p.fallback_callback_url, p.callback_events, \
+         p.answer_url, p.answer_method, p.hangup_url, p.hangup_method, \
+         t.trunk_id, t.status_callback, t.status_callback_method, t.status_callback_events \
+         FROM accounts a \
+         LEFT JOIN applications p ON p.auth_id = a.auth_id AND p.app_id = ?2 \
+         LEFT JOIN trunks t ON t.auth_id = a.auth_id AND t.trunk_id = ?3 \
+         WHERE a.auth_id = ?1",
     )
     .bind(call.auth_id.as_str())
+    .bind(call.app_id.as_ref().map(AppId::as_str))
+    .bind(call.trunk_id.map(|id| id.to_string()))
     .fetch_one(&mut *tx)
     .await?;
-    let timezone = timezone_from_db(account.try_get("timezone")?)?;
+    let timezone = timezone_from_db(row.try_get("timezone")?)?;
     let mut hierarchy = Hierarchy {
         call: call.status.as_ref().map(|target| LevelConfig {
             url: Some(target.url.clone()),
@@ -218,53 +227,31 @@ async fn configuration(
             ..LevelConfig::default()
         }),
         account: Some(LevelConfig {
-            url: url_from_db(account.try_get("default_callback_url")?)?,
-            method: method_from_db(account.try_get("default_callback_method")?)?,
+            url: url_from_db(row.try_get("default_callback_url")?)?,
+            method: method_from_db(row.try_get("default_callback_method")?)?,
             fallback: None,
-            filter: filter_from_db(account.try_get("default_callback_events")?)?,
+            filter: filter_from_db(row.try_get("default_callback_events")?)?,
         }),
         ..Hierarchy::default()
     };
     let mut application_direct = DirectUrls::default();
-    if let Some(app_id) = &call.app_id {
-        let row = sqlx::query(
-            "SELECT callback_url, callback_method, fallback_callback_url, callback_events, answer_url, answer_method, \
-             hangup_url, hangup_method FROM applications WHERE auth_id = ? AND app_id = ?",
-        )
-        .bind(call.auth_id.as_str())
-        .bind(app_id.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = row {
-            hierarchy.application = Some(LevelConfig {
-                url: url_from_db(row.try_get("callback_url")?)?,
-                method: method_from_db(row.try_get("callback_method")?)?,
-                fallback: url_from_db(row.try_get("fallback_callback_url")?)?,
-                filter: filter_from_db(row.try_get("callback_events")?)?,
-            });
-            application_direct.answer =
-                target_from_db(row.try_get("answer_url")?, row.try_get("answer_method")?)?;
-            application_direct.hangup =
-                target_from_db(row.try_get("hangup_url")?, row.try_get("hangup_method")?)?;
-        }
+    if row.try_get::<Option<String>, _>("app_id")?.is_some() {
+        hierarchy.application = Some(LevelConfig {
+            url: url_from_db(row.try_get("callback_url")?)?,
+            method: method_from_db(row.try_get("callback_method")?)?,
+            fallback: url_from_db(row.try_get("fallback_callback_url")?)?,
+            filter: filter_from_db(row.try_get("callback_events")?)?,
+        });
+        application_direct.answer = target_from_db(row.try_get("answer_url")?, row.try_get("answer_method")?)?;
+        application_direct.hangup = target_from_db(row.try_get("hangup_url")?, row.try_get("hangup_method")?)?;
     }
-    if let Some(trunk_id) = &call.trunk_id {
-        let row = sqlx::query(
-            "SELECT status_callback, status_callback_method, status_callback_events FROM trunks \
-             WHERE auth_id = ? AND trunk_id = ?",
-        )
-        .bind(call.auth_id.as_str())
-        .bind(trunk_id.to_string())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = row {
-            hierarchy.trunk = Some(LevelConfig {
-                url: url_from_db(row.try_get("status_callback")?)?,
-                method: method_from_db(row.try_get("status_callback_method")?)?,
-                fallback: None,
-                filter: filter_from_db(row.try_get("status_callback_events")?)?,
-            });
-        }
+    if row.try_get::<Option<String>, _>("trunk_id")?.is_some() {
+        hierarchy.trunk = Some(LevelConfig {
+            url: url_from_db(row.try_get("status_callback")?)?,
+            method: method_from_db(row.try_get("status_callback_method")?)?,
+            fallback: None,
+            filter: filter_from_db(row.try_get("status_callback_events")?)?,
+        });
     }
     Ok((hierarchy, application_direct, timezone))
 }
