@@ -242,8 +242,10 @@ async fn configuration(
             fallback: url_from_db(row.try_get("fallback_callback_url")?)?,
             filter: filter_from_db(row.try_get("callback_events")?)?,
         });
-        application_direct.answer = target_from_db(row.try_get("answer_url")?, row.try_get("answer_method")?)?;
-        application_direct.hangup = target_from_db(row.try_get("hangup_url")?, row.try_get("hangup_method")?)?;
+        application_direct.answer =
+            target_from_db(row.try_get("answer_url")?, row.try_get("answer_method")?)?;
+        application_direct.hangup =
+            target_from_db(row.try_get("hangup_url")?, row.try_get("hangup_method")?)?;
     }
     if row.try_get::<Option<String>, _>("trunk_id")?.is_some() {
         hierarchy.trunk = Some(LevelConfig {
