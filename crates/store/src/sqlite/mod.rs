@@ -13,6 +13,7 @@ use domain::{
     Account, AppId, Application, AuthId, Call, CallUuid, EventId, Report, SecretId, Trunk, TrunkId,
 };
 use rand::RngCore;
+use sqlx::sqlite::SqliteRow;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
@@ -98,12 +99,14 @@ impl SqliteStore {
         Ok(())
     }
 
-    async fn fetch_applications(
+    /// Runs a select with text binds (and `LIMIT ? OFFSET ?` binds for a page) and maps the rows.
+    async fn fetch<T>(
         &self,
         sql: &str,
         binds: &[&str],
         page: Option<Page>,
-    ) -> Result<Vec<Application>, StoreError> {
+        map: fn(&SqliteRow) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
         let mut query = sqlx::query(sql);
         for bind in binds {
             query = query.bind(*bind);
@@ -111,33 +114,7 @@ impl SqliteStore {
         if let Some(page) = page {
             query = query.bind(i64::from(page.limit)).bind(offset_to_db(page.offset));
         }
-        query
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(application_from_row)
-            .collect()
-    }
-
-    async fn fetch_trunks(
-        &self,
-        sql: &str,
-        binds: &[&str],
-        page: Option<Page>,
-    ) -> Result<Vec<Trunk>, StoreError> {
-        let mut query = sqlx::query(sql);
-        for bind in binds {
-            query = query.bind(*bind);
-        }
-        if let Some(page) = page {
-            query = query.bind(i64::from(page.limit)).bind(offset_to_db(page.offset));
-        }
-        query
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(trunk_from_row)
-            .collect()
+        query.fetch_all(&self.pool).await?.iter().map(map).collect()
     }
 
     async fn count(&self, table: &'static str, auth_id: &AuthId) -> Result<u64, StoreError> {
@@ -303,7 +280,12 @@ impl Store for SqliteStore {
     async fn application(&self, auth_id: &AuthId, app_id: &AppId) -> Result<Option<Application>, StoreError> {
         let sql = format!("SELECT {APPLICATION_COLUMNS} FROM applications WHERE auth_id = ? AND app_id = ?");
         Ok(self
-            .fetch_applications(&sql, &[auth_id.as_str(), app_id.as_str()], None)
+            .fetch(
+                &sql,
+                &[auth_id.as_str(), app_id.as_str()],
+                None,
+                application_from_row,
+            )
             .await?
             .pop())
     }
@@ -318,7 +300,7 @@ impl Store for SqliteStore {
              ORDER BY created_at, app_id LIMIT ? OFFSET ?"
         );
         let items = self
-            .fetch_applications(&sql, &[auth_id.as_str()], Some(page))
+            .fetch(&sql, &[auth_id.as_str()], Some(page), application_from_row)
             .await?;
         let total = self.count("applications", auth_id).await?;
         Ok(Listing { items, total })
@@ -383,7 +365,7 @@ impl Store for SqliteStore {
         let sql = format!("SELECT {TRUNK_COLUMNS} FROM trunks WHERE auth_id = ? AND trunk_id = ?");
         let trunk_id = trunk_id.to_string();
         Ok(self
-            .fetch_trunks(&sql, &[auth_id.as_str(), &trunk_id], None)
+            .fetch(&sql, &[auth_id.as_str(), &trunk_id], None, trunk_from_row)
             .await?
             .pop())
     }
@@ -392,7 +374,9 @@ impl Store for SqliteStore {
         let sql = format!(
             "SELECT {TRUNK_COLUMNS} FROM trunks WHERE auth_id = ? ORDER BY created_at, trunk_id LIMIT ? OFFSET ?"
         );
-        let items = self.fetch_trunks(&sql, &[auth_id.as_str()], Some(page)).await?;
+        let items = self
+            .fetch(&sql, &[auth_id.as_str()], Some(page), trunk_from_row)
+            .await?;
         let total = self.count("trunks", auth_id).await?;
         Ok(Listing { items, total })
     }
