@@ -111,18 +111,23 @@ async fn a_failing_host_is_paused_and_every_paused_delivery_arrives_after_it_rec
 
     // The host recovers: the next probe succeeds and everything is delivered.
     receiver.on("/down", Script::always(Reply::ok()));
-    let mut n_attempts = 0;
+    let (mut n_attempts, mut n_answered) = (0, 0);
     for call_uuid in &calls {
         let objects = wait_until_settled(&server, &account, call_uuid).await;
         let delivery = status_delivery(&objects, 1);
         assert_eq!(delivery["status"], "delivered", "{delivery}");
-        n_attempts += super::attempts(delivery).len();
+        let attempts = super::attempts(delivery);
+        n_attempts += attempts.len();
+        n_answered += attempts.iter().filter(|a| a["status_code"].is_u64()).count();
     }
+    // Every answered attempt arrived, and nothing arrived that is not a logged attempt (a pause
+    // is not one). On a loaded machine an attempt can time out before the receiver sees it,
+    // so the two counts bracket the arrivals rather than equal them.
     let arrived = receiver.arrivals_to("/down");
-    assert_eq!(
-        n_attempts,
-        arrived.len(),
-        "every logged attempt arrived and a pause is not an attempt"
+    assert!(
+        n_answered <= arrived.len() && arrived.len() <= n_attempts,
+        "answered {n_answered} ≤ arrived {} ≤ logged {n_attempts}",
+        arrived.len()
     );
     let delivered: std::collections::HashSet<String> = arrived
         .iter()
