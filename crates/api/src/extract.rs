@@ -39,6 +39,26 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// The body of an endpoint that takes no fields: none at all, or an empty JSON object.
+pub struct NoFields;
+
+impl<S: Send + Sync> FromRequest<S> for NoFields {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Empty {}
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| ApiError::MalformedBody(rejection.body_text()))?;
+        if !bytes.iter().all(u8::is_ascii_whitespace) {
+            parse_json::<Empty>(&bytes)?;
+        }
+        Ok(NoFields)
+    }
+}
+
 fn is_json(headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
@@ -75,6 +95,8 @@ fn unknown_field_name(message: &str) -> Option<&str> {
     rest.split('`').next()
 }
 
+const BAD_CREDENTIALS: &str = "invalid credentials: check the auth id and auth token";
+
 /// The account whose credentials came with the request, checked against the `{auth_id}` in
 /// the path: another account's id answers 404, as if it did not exist.
 pub struct Authed(pub Account);
@@ -84,11 +106,14 @@ impl FromRequestParts<AppState> for Authed {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let (auth_id, token) = credentials(&parts.headers)?;
-        let auth_id = AuthId::parse(&auth_id).ok_or(ApiError::Unauthorized("unknown auth id"))?;
+        // One message for an unknown id and a wrong token: the answer does not reveal which
+        // auth ids exist.
+        let auth_id = AuthId::parse(&auth_id).ok_or(ApiError::Unauthorized(BAD_CREDENTIALS))?;
         let account = match state.store.authenticate(&auth_id, &token).await? {
             Authentication::Authenticated(account) => *account,
-            Authentication::UnknownAccount => return Err(ApiError::Unauthorized("unknown auth id")),
-            Authentication::WrongToken => return Err(ApiError::Unauthorized("wrong auth token")),
+            Authentication::UnknownAccount | Authentication::WrongToken => {
+                return Err(ApiError::Unauthorized(BAD_CREDENTIALS))
+            }
         };
         let params = RawPathParams::from_request_parts(parts, state)
             .await

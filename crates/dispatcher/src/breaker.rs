@@ -41,6 +41,11 @@ impl Breaker {
         }
     }
 
+    /// The probe was not sent after all: let the next attempt probe instead.
+    pub fn abandon_probe(&mut self) {
+        self.probing = false;
+    }
+
     /// Records an attempt's outcome; `failed` means the host looks unhealthy.
     pub fn record(&mut self, failed: bool, now: DateTime<Utc>, config: BreakerConfig) {
         if !failed {

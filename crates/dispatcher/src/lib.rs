@@ -207,6 +207,7 @@ impl Dispatcher {
                 () = tokio::time::sleep(sleep) => {}
             }
         }
+        self.inner.stopping.cancel();
         self.inner.tasks.close();
         if tokio::time::timeout(drain, self.inner.tasks.wait())
             .await
@@ -361,6 +362,9 @@ impl Dispatcher {
                     .store
                     .release(&[delivery.delivery_id], clock::now() + TimeDelta::seconds(5))
                     .await;
+                if admission == Admission::Probe {
+                    self.with_breaker(&host_key, Breaker::abandon_probe);
+                }
                 return;
             }
         };

@@ -58,7 +58,12 @@ pub fn build(
         ("X-Hookline-Sequence".to_owned(), headers.sequence.to_string()),
         ("X-Hookline-Target".to_owned(), headers.target.as_str().to_owned()),
     ]);
-    for (name, value) in signing::vobiz::headers(url, &keys.auth_token, &keys.parent_token, &fresh.nonces) {
+    // Receivers rebuild the URL from the request they got, which is the normalised form the
+    // HTTP client sends (`https://host/` for `https://host`, default port dropped, …).
+    let sent = url::Url::parse(url)
+        .map(String::from)
+        .unwrap_or_else(|_| url.to_owned());
+    for (name, value) in signing::vobiz::headers(&sent, &keys.auth_token, &keys.parent_token, &fresh.nonces) {
         out.push((name.to_owned(), value));
     }
     let secrets: Vec<SigningSecret> = keys
@@ -230,6 +235,22 @@ mod tests {
         let report = verify(&request, &request.url);
         assert!(report.all_valid_or_skipped(), "{report:?}");
         assert_eq!(with_query("https://e.com/x", "a=b"), "https://e.com/x?a=b");
+    }
+
+    #[test]
+    fn vobiz_signatures_cover_the_url_as_sent() {
+        // The HTTP client sends `https://example.com/` for `https://example.com`; a receiver
+        // rebuilds the URL from what it got.
+        let request = build(
+            HttpMethod::Post,
+            "https://Example.com:443",
+            &fields(),
+            &keys(),
+            &headers(),
+            &fresh(),
+        );
+        let report = verify(&request, "https://example.com/");
+        assert_eq!((report.v2, report.v3), (Check::Valid, Check::Valid));
     }
 
     #[test]

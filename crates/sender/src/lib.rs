@@ -128,6 +128,8 @@ impl Sender {
             .use_rustls_tls()
             .http1_only()
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve the name itself and bypass the guarded resolver.
+            .no_proxy()
             .connect_timeout(config.timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(64)

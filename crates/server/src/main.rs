@@ -32,7 +32,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the API (and, with later features, the delivery workers)
+    /// Run the API, the delivery engine and the simulated carrier
     Serve(Layer),
     /// Create or upgrade the database schema, then exit
     Migrate(Layer),

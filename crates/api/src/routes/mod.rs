@@ -75,7 +75,7 @@ impl<T> ListOut<T> {
         };
         let link = |offset: u64| format!("{path}/?{filters}limit={}&offset={offset}", page.limit);
         let limit = u64::from(page.limit);
-        let next = (page.offset + limit < listing.total).then(|| link(page.offset + limit));
+        let next = (page.offset.saturating_add(limit) < listing.total).then(|| link(page.offset + limit));
         let previous = (page.offset > 0).then(|| link(page.offset.saturating_sub(limit)));
         ListOut {
             meta: Meta {

@@ -77,6 +77,7 @@ async fn list_secrets(
 async fn create_secret(
     State(state): State<AppState>,
     Authed(account): Authed,
+    _no_fields: crate::extract::NoFields,
 ) -> Result<Reply<SecretOut>, ApiError> {
     let secret = state
         .store

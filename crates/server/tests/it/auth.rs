@@ -360,3 +360,21 @@ async fn valid_credentials_with_an_unknown_auth_id_in_the_path_answer_404() {
         server.get(&account, path).await.expect_error(404, "not_found");
     }
 }
+
+#[tokio::test]
+async fn an_unknown_auth_id_and_a_wrong_token_get_the_same_answer() {
+    let server = Server::start().await;
+    let account = server.admin_create_account("Probe").await;
+    let unknown = Account {
+        auth_id: "MA_ZZZZZZZZ".to_owned(),
+        ..account.clone()
+    };
+    let path = account.path("");
+    let wrong = send(server.authed(&account.with_token("not-the-token"), Method::GET, &path)).await;
+    let missing = send(server.authed(&unknown, Method::GET, &unknown.path(""))).await;
+    assert_eq!((wrong.status, missing.status), (401, 401));
+    assert_eq!(
+        wrong.json["error"], missing.json["error"],
+        "the message must not tell them apart"
+    );
+}

@@ -201,3 +201,13 @@ async fn a_bad_limit_or_offset_is_refused_naming_the_parameter() {
         failures.join("\n")
     );
 }
+
+#[tokio::test]
+async fn the_largest_offset_answers_an_empty_page_without_links_past_the_end() {
+    let server = Server::start().await;
+    let account = server.admin_create_account("Offsets").await;
+    let path = account.path(&format!("/applications?offset={}", u64::MAX));
+    let page = server.get(&account, &path).await.expect(200);
+    assert_eq!(page["objects"], json!([]));
+    assert_eq!(page["meta"]["next"], Value::Null, "{page}");
+}

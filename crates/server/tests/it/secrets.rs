@@ -137,3 +137,36 @@ async fn an_unknown_or_malformed_secret_id_answers_404_and_deletes_nothing() {
     }
     assert_eq!(list(&server, &account).await["objects"], before["objects"]);
 }
+
+#[tokio::test]
+async fn creating_a_secret_refuses_unknown_fields_but_takes_an_empty_body() {
+    let server = Server::start().await;
+    let account = server.admin_create_account("Fields").await;
+    let path = account.path("/signing-secrets");
+    let refused = send(
+        server
+            .authed(&account, Method::POST, &path)
+            .header("content-type", "application/json")
+            .body(r#"{"name":"x"}"#),
+    )
+    .await;
+    assert_eq!(refused.status, 400, "{}", refused.json);
+    assert!(refused.json["details"].get("name").is_some(), "{}", refused.json);
+    let listed = server.get(&account, &path).await.expect(200);
+    assert_eq!(
+        listed["objects"].as_array().map(Vec::len),
+        Some(1),
+        "nothing was created"
+    );
+    send(
+        server
+            .authed(&account, Method::POST, &path)
+            .header("content-type", "application/json")
+            .body("{}"),
+    )
+    .await
+    .expect(201);
+    send(server.authed(&account, Method::POST, &path))
+        .await
+        .expect(201);
+}
