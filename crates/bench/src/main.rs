@@ -211,10 +211,6 @@ async fn play_call(hookline: &Hookline, submitted: &Submitted, call: &str, url: 
     Ok(())
 }
 
-fn url(receiver: &Receiver, endpoint: usize, call: &str) -> String {
-    format!("http://127.0.0.1:{}/ep/{endpoint}/{call}", receiver.port)
-}
-
 /// Throughput: `calls` calls (4 events each) with `in_flight` requests at once, spread over
 /// `endpoints` endpoints.
 async fn throughput(
@@ -230,7 +226,7 @@ async fn throughput(
     let mut workers = Vec::new();
     for _ in 0..in_flight {
         let (hookline, submitted, next) = (Arc::clone(hookline), Arc::clone(&submitted), Arc::clone(&next));
-        let port = receiver.port;
+        let ports = receiver.ports.clone();
         workers.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
@@ -238,7 +234,11 @@ async fn throughput(
                     return Ok::<(), anyhow::Error>(());
                 }
                 let call = uuid::Uuid::new_v4().to_string();
-                let url = format!("http://127.0.0.1:{port}/ep/{}/{call}", i % endpoints);
+                let endpoint = i % endpoints;
+                let url = format!(
+                    "http://127.0.0.1:{}/ep/{endpoint}/{call}",
+                    ports[endpoint % ports.len()]
+                );
                 play_call(&hookline, &submitted, &call, &url).await?;
             }
         }));
@@ -283,7 +283,7 @@ async fn steady(
                 ticker.tick().await;
                 let permit = Arc::clone(&limit).acquire_owned().await?;
                 let (hookline, submitted) = (Arc::clone(hookline), Arc::clone(&submitted));
-                let (call, url) = (call.clone(), url(receiver, *endpoint, call));
+                let (call, url) = (call.clone(), receiver.url(*endpoint, call));
                 tasks.spawn(async move {
                     let result = if step == 0 {
                         hookline.register(&call, &url).await
@@ -376,9 +376,9 @@ async fn run_scenario(name: &str, args: &Args) -> anyhow::Result<Figures> {
     let count = |n: f64| ((n * scale) as usize).max(4);
     match name {
         "s1" | "s2" => {
-            let receiver = Receiver::start(HashSet::new(), Duration::ZERO).await?;
-            let hookline = Arc::new(Hookline::start(&args.hookline, &[]).await?);
             let endpoints = if name == "s1" { 1 } else { 100 };
+            let receiver = Receiver::start(endpoints, HashSet::new(), Duration::ZERO).await?;
+            let hookline = Arc::new(Hookline::start(&args.hookline, &[]).await?);
             let (submitted, started, done) =
                 throughput(&hookline, &receiver, count(20_000.0) / 4, endpoints, 64).await?;
             let expected = submitted.lock().map(|s| s.len()).unwrap_or(0) as u64;
@@ -395,7 +395,7 @@ async fn run_scenario(name: &str, args: &Args) -> anyhow::Result<Figures> {
             ))
         }
         "s3" => {
-            let receiver = Receiver::start(HashSet::new(), Duration::ZERO).await?;
+            let receiver = Receiver::start(10, HashSet::new(), Duration::ZERO).await?;
             let hookline = Arc::new(Hookline::start(&args.hookline, &[]).await?);
             let (submitted, _, started, done) = steady(&hookline, &receiver, 500.0, 20.0 * scale, 10).await?;
             let expected = submitted.lock().map(|s| s.len()).unwrap_or(0) as u64;
@@ -413,7 +413,7 @@ async fn run_scenario(name: &str, args: &Args) -> anyhow::Result<Figures> {
         }
         "s4" => {
             let hanging: HashSet<u32> = (0..10).collect();
-            let receiver = Receiver::start(hanging, Duration::from_secs(6)).await?;
+            let receiver = Receiver::start(100, hanging, Duration::from_secs(6)).await?;
             let hookline = Arc::new(Hookline::start(&args.hookline, &[]).await?);
             let (submitted, endpoint_of, started, done) =
                 steady(&hookline, &receiver, 200.0, 20.0 * scale, 100).await?;
@@ -440,7 +440,7 @@ async fn run_scenario(name: &str, args: &Args) -> anyhow::Result<Figures> {
             ))
         }
         "s5" => {
-            let receiver = Receiver::start(HashSet::new(), Duration::ZERO).await?;
+            let receiver = Receiver::start(10, HashSet::new(), Duration::ZERO).await?;
             receiver.shared.refusing.store(true, Ordering::SeqCst);
             // A long refusal must not exhaust the retry budget of the first deliveries.
             let hookline = Arc::new(Hookline::start(&args.hookline, &["--retry-max", "50"]).await?);
@@ -466,14 +466,14 @@ async fn run_scenario(name: &str, args: &Args) -> anyhow::Result<Figures> {
 
 /// The physical ceiling: a bare HTTP client posting to the same receiver at 64 in flight.
 async fn limit(args: &Args) -> anyhow::Result<Figures> {
-    let receiver = Receiver::start(HashSet::new(), Duration::ZERO).await?;
+    let receiver = Receiver::start(1, HashSet::new(), Duration::ZERO).await?;
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
     let total = ((20_000.0 * args.scale) as usize).max(64);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..64 {
-        let (http, next, port) = (http.clone(), Arc::clone(&next), receiver.port);
+        let (http, next, port) = (http.clone(), Arc::clone(&next), receiver.ports[0]);
         workers.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);

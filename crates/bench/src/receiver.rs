@@ -28,14 +28,20 @@ pub struct Shared {
     pub progress: Notify,
 }
 
+/// One listener per endpoint, so each endpoint is its own host (scheme, host, port) to Hookline:
+/// per-host limits and circuit breakers apply per endpoint, as with real customers.
 pub struct Receiver {
-    pub port: u16,
+    pub ports: Vec<u16>,
     pub shared: Arc<Shared>,
-    task: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Receiver {
-    pub async fn start(hanging: HashSet<u32>, hang_for: Duration) -> anyhow::Result<Receiver> {
+    pub async fn start(
+        endpoints: usize,
+        hanging: HashSet<u32>,
+        hang_for: Duration,
+    ) -> anyhow::Result<Receiver> {
         let shared = Arc::new(Shared {
             seen: Mutex::new(Seen::default()),
             received: AtomicU64::new(0),
@@ -44,15 +50,26 @@ impl Receiver {
             hang_for,
             progress: Notify::new(),
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let port = listener.local_addr()?.port();
-        let app = axum::Router::new()
-            .fallback(receive)
-            .with_state(Arc::clone(&shared));
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(Receiver { port, shared, task })
+        let (mut ports, mut tasks) = (Vec::new(), Vec::new());
+        for _ in 0..endpoints.max(1) {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            ports.push(listener.local_addr()?.port());
+            let app = axum::Router::new()
+                .fallback(receive)
+                .with_state(Arc::clone(&shared));
+            tasks.push(tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            }));
+        }
+        Ok(Receiver { ports, shared, tasks })
+    }
+
+    /// The URL of `endpoint` for `call`.
+    pub fn url(&self, endpoint: usize, call: &str) -> String {
+        format!(
+            "http://127.0.0.1:{}/ep/{endpoint}/{call}",
+            self.ports[endpoint % self.ports.len()]
+        )
     }
 
     /// Waits until `count` callbacks were received or `deadline` passes.
@@ -76,7 +93,9 @@ impl Receiver {
 
 impl Drop for Receiver {
     fn drop(&mut self) {
-        self.task.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 

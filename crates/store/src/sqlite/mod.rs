@@ -79,15 +79,29 @@ impl SqliteStore {
                 std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend(sqlx::Error::Io(e)))?;
             }
         }
+        // The writer never checkpoints on commit (that would stall the commit that crosses the
+        // threshold, a latency spike); `checkpoint` runs beside it instead.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
             .await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
             .await?;
         Ok(SqliteStore { pool, writer, vault })
+    }
+
+    /// Copies committed WAL pages into the database file without blocking the writer
+    /// (`PRAGMA wal_checkpoint(PASSIVE)`); call it periodically, since the writer does not.
+    ///
+    /// # Errors
+    /// `Backend` when the checkpoint fails.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Applies pending migrations.
