@@ -80,6 +80,7 @@ impl Hookline {
                 "--listen",
                 "127.0.0.1:0",
                 "--dev",
+                "--offline-dns",
                 "--database",
                 &database,
             ])

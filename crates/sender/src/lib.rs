@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use domain::HttpMethod;
 use urlguard::UrlPolicy;
 
-pub use resolver::{Lookup, SystemLookup};
+pub use resolver::{Lookup, LoopbackOnlyLookup, SystemLookup};
 
 /// The largest part of a response body that is read (and discarded).
 const BODY_CAP: usize = 64 * 1024;

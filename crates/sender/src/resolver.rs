@@ -29,6 +29,30 @@ impl Lookup for SystemLookup {
     }
 }
 
+/// Resolves only `localhost` and `*.localhost` (to loopback, as RFC 6761 reserves them) and
+/// sends no DNS query at all: for tests and air-gapped runs (`offline_dns`).
+pub struct LoopbackOnlyLookup;
+
+impl Lookup for LoopbackOnlyLookup {
+    fn lookup(&self, host: String) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr>>> + Send>> {
+        let name = host.trim_end_matches('.').to_ascii_lowercase();
+        let local = name == "localhost" || name.ends_with(".localhost");
+        Box::pin(async move {
+            if local {
+                Ok(vec![
+                    IpAddr::from([127, 0, 0, 1]),
+                    IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+                ])
+            } else {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "name resolution is off (offline_dns): only localhost names resolve",
+                ))
+            }
+        })
+    }
+}
+
 /// Why a name gave no address to connect to.
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
@@ -75,5 +99,27 @@ impl Resolve for GuardedResolver {
                 ))) as Box<dyn std::error::Error + Send + Sync>),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn offline_lookup_resolves_localhost_names_only() {
+        for name in ["localhost", "LOCALHOST.", "api.localhost"] {
+            let found = LoopbackOnlyLookup
+                .lookup(name.to_owned())
+                .await
+                .expect("a localhost name resolves");
+            assert!(found.iter().all(IpAddr::is_loopback), "{name}: {found:?}");
+        }
+        for name in ["example.com", "localhost.example.com", "notlocalhost"] {
+            assert!(
+                LoopbackOnlyLookup.lookup(name.to_owned()).await.is_err(),
+                "{name}"
+            );
+        }
     }
 }

@@ -29,6 +29,9 @@ pub struct Layer {
     /// Allow http and loopback/private callback targets (development only)
     #[arg(long, env = "HOOKLINE_DEV", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub dev: Option<bool>,
+    /// Resolve only localhost names and send no DNS query (tests, air-gapped runs)
+    #[arg(long, env = "HOOKLINE_OFFLINE_DNS", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub offline_dns: Option<bool>,
     /// PEM file of an extra trusted root CA for callback TLS
     #[arg(long, env = "HOOKLINE_EXTRA_CA")]
     pub extra_ca: Option<PathBuf>,
@@ -86,6 +89,7 @@ impl Layer {
             listen: self.listen.or(lower.listen),
             database: self.database.or(lower.database),
             dev: self.dev.or(lower.dev),
+            offline_dns: self.offline_dns.or(lower.offline_dns),
             extra_ca: self.extra_ca.or(lower.extra_ca),
             admin_token: self.admin_token.or(lower.admin_token),
             secret_key: self.secret_key.or(lower.secret_key),
@@ -119,6 +123,7 @@ pub struct Config {
     pub listen: SocketAddr,
     pub database: String,
     pub dev: bool,
+    pub offline_dns: bool,
     pub extra_ca: Option<PathBuf>,
     pub admin_token: Option<String>,
     pub secret_key: Option<String>,
@@ -144,6 +149,7 @@ impl std::fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("database", &redact_dsn(&self.database))
             .field("dev", &self.dev)
+            .field("offline_dns", &self.offline_dns)
             .field("extra_ca", &self.extra_ca)
             .field("admin_token", &redacted(self.admin_token.is_some()))
             .field("secret_key", &redacted(self.secret_key.is_some()))
@@ -236,6 +242,7 @@ impl Config {
             listen,
             database,
             dev: layer.dev.unwrap_or(false),
+            offline_dns: layer.offline_dns.unwrap_or(false),
             extra_ca: layer.extra_ca,
             admin_token: layer.admin_token.filter(|t| !t.is_empty()),
             secret_key: layer.secret_key.filter(|k| !k.is_empty()),

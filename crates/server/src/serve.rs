@@ -143,7 +143,7 @@ fn build_sender(config: &Config) -> anyhow::Result<sender::Sender> {
         }
         None => None,
     };
-    sender::Sender::new(sender::SenderConfig {
+    let sender_config = sender::SenderConfig {
         timeout: config.callback_timeout,
         policy: UrlPolicy {
             allow_private: config.dev,
@@ -151,7 +151,12 @@ fn build_sender(config: &Config) -> anyhow::Result<sender::Sender> {
         extra_ca_pem,
         accept_any_2xx: config.accept_any_2xx,
         user_agent: format!("Hookline/{}", env!("CARGO_PKG_VERSION")),
-    })
+    };
+    if config.offline_dns {
+        sender::Sender::with_lookup(sender_config, Arc::new(sender::LoopbackOnlyLookup))
+    } else {
+        sender::Sender::new(sender_config)
+    }
     .context("building the HTTP sender")
 }
 

@@ -201,7 +201,15 @@ impl Server {
         let database = data.database_url();
         let mut command = Command::new(env!("CARGO_BIN_EXE_hookline"));
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--database", &database])
+            // Tests reach no resolver: example.com URLs fail as `dns` without a query leaving.
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--offline-dns",
+                "--database",
+                &database,
+            ])
             .args(launch.extra_args)
             .current_dir(data.dir.path())
             .stdin(Stdio::null())
