@@ -40,7 +40,7 @@ const KEY_CACHE_TTL: Duration = Duration::from_secs(2);
 /// A host takes at most this many claimed deliveries per permit of `per_host_concurrency`
 /// (waiting or sending); what is claimed beyond that goes back to the queue for
 /// [`SATURATED_HOST_DEFERRAL`], so one slow host cannot fill the engine's in-flight capacity.
-const HOST_QUEUE_PER_PERMIT: usize = 2;
+const HOST_QUEUE_PER_PERMIT: usize = 4;
 const SATURATED_HOST_DEFERRAL: Duration = Duration::from_millis(250);
 
 /// Most attempts written in one transaction by the recorder (group commit).
@@ -71,6 +71,32 @@ struct Host {
     breaker: Breaker,
     /// Claimed deliveries of this host in this process, waiting or sending.
     queued: usize,
+}
+
+/// A claimed delivery's place in its host's share; freed on drop.
+struct HostSlot {
+    engine: Dispatcher,
+    key: String,
+}
+
+impl HostSlot {
+    fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+impl Drop for HostSlot {
+    fn drop(&mut self) {
+        let mut hosts = self
+            .engine
+            .inner
+            .hosts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(host) = hosts.get_mut(&self.key) {
+            host.queued = host.queued.saturating_sub(1);
+        }
+    }
 }
 
 struct Inner {
@@ -148,21 +174,18 @@ impl Dispatcher {
         let count = claimed.len();
         let mut deferred = Vec::new();
         for delivery in claimed {
-            let host_key = origin_key(delivery.target_url());
-            if !self.take_host_slot(&host_key) {
+            let Some(slot) = self.take_host_slot(origin_key(delivery.target_url())) else {
                 deferred.push(delivery.delivery_id);
                 continue;
-            }
+            };
             let Ok(permit) = Arc::clone(&inner.in_flight).try_acquire_owned() else {
                 // Cannot happen (we claimed at most the available permits).
-                self.free_host_slot(&host_key);
                 deferred.push(delivery.delivery_id);
                 continue;
             };
             let engine = self.clone();
             inner.tasks.spawn(async move {
-                engine.attempt(delivery, lease_until).await;
-                engine.free_host_slot(&host_key);
+                engine.attempt(delivery, slot, lease_until).await;
                 drop(permit);
                 engine.wake();
             });
@@ -231,31 +254,25 @@ impl Dispatcher {
         }
     }
 
-    /// Counts a claimed delivery against its host, unless the host already has its share.
-    fn take_host_slot(&self, key: &str) -> bool {
+    /// Counts a claimed delivery against its host, unless the host already has its share. The
+    /// slot is given back when the returned guard drops: once the request is over (waiting for
+    /// the result to be recorded is not the host's doing).
+    fn take_host_slot(&self, key: String) -> Option<HostSlot> {
         let cap = self.inner.config.per_host_concurrency * HOST_QUEUE_PER_PERMIT;
         let mut hosts = self
             .inner
             .hosts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let host = hosts.entry(key.to_owned()).or_insert_with(|| self.new_host());
+        let host = hosts.entry(key.clone()).or_insert_with(|| self.new_host());
         if host.queued >= cap {
-            return false;
+            return None;
         }
         host.queued += 1;
-        true
-    }
-
-    fn free_host_slot(&self, key: &str) {
-        let mut hosts = self
-            .inner
-            .hosts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(host) = hosts.get_mut(key) {
-            host.queued = host.queued.saturating_sub(1);
-        }
+        Some(HostSlot {
+            engine: self.clone(),
+            key,
+        })
     }
 
     fn new_host(&self) -> Host {
@@ -306,9 +323,9 @@ impl Dispatcher {
     }
 
     /// One attempt of one claimed delivery, start to recorded result.
-    async fn attempt(&self, delivery: ClaimedDelivery, lease_until: DateTime<Utc>) {
+    async fn attempt(&self, delivery: ClaimedDelivery, slot: HostSlot, lease_until: DateTime<Utc>) {
         let url = delivery.target_url().to_owned();
-        let host_key = origin_key(&url);
+        let host_key = slot.key().to_owned();
         // Wait for the host only while the lease still covers a whole attempt after it: a
         // delivery sent after its lease expired could be sent twice. Guarded by the delivery test
         // `a_delivery_queued_behind_a_busy_host_longer_than_its_lease_is_sent_once`.
@@ -323,7 +340,7 @@ impl Dispatcher {
             }
             () = self.inner.stopping.cancelled() => None,
         };
-        let Some(_host_permit) = permit else {
+        let Some(host_permit) = permit else {
             // Not sent: back in the queue at once, without an attempt.
             if let Err(error) = self
                 .inner
@@ -386,6 +403,11 @@ impl Dispatcher {
             &fresh(started_at),
         );
         let outcome = self.inner.sender.send(request).await;
+        // The request is over: the host's concurrency permit goes now, not after the result is
+        // recorded (which waits for the writer). Ordering does not depend on it: a later event
+        // becomes claimable only once this result is committed.
+        drop(host_permit);
+        drop(slot);
         self.inner.metrics.attempt(&outcome);
         let now = clock::now();
         self.with_breaker(&host_key, |b| b.record(host_failing(&outcome), now, config));

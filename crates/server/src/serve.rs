@@ -169,7 +169,7 @@ fn dispatcher_config(config: &Config) -> DispatcherConfig {
             retry_after_cap: config.retry_after_cap,
         },
         per_host_concurrency: config.per_host_concurrency,
-        max_in_flight: 512,
+        max_in_flight: 1024,
         lease: config.lease,
         breaker: BreakerConfig {
             threshold: config.breaker_threshold,
