@@ -451,6 +451,7 @@ impl Dispatcher {
             delivery_id: delivery.delivery_id,
             attempt: record,
             after,
+            lease_until: Some(lease_until),
         };
         if self.inner.recorder.send((finished, done)).is_ok() {
             let _ = recorded.await;

@@ -163,6 +163,10 @@ pub struct FinishedAttempt {
     pub delivery_id: i64,
     pub attempt: AttemptRecord,
     pub after: AfterAttempt,
+    /// The lease the attempt was made under. When the delivery is no longer held by it (the
+    /// lease expired and another worker claimed it), the attempt is still logged but does not
+    /// move the delivery on: the current holder decides. `None` skips the check.
+    pub lease_until: Option<DateTime<Utc>>,
 }
 
 /// A delivery claimed for sending, with everything needed to build the request.
@@ -382,6 +386,7 @@ pub trait Store: Send + Sync + 'static {
             delivery_id,
             attempt: attempt.clone(),
             after,
+            lease_until: None,
         };
         self.record_attempts(std::slice::from_ref(&finished), now).await
     }

@@ -248,3 +248,44 @@ async fn a_released_delivery_comes_back_at_its_new_time_without_an_attempt() {
         "leased until then"
     );
 }
+
+#[tokio::test]
+async fn a_result_recorded_under_an_expired_lease_is_logged_but_does_not_move_the_delivery() {
+    let (store, _dir) = store().await;
+    call_to(&store, "http://127.0.0.1:9/a").await;
+    let stale = store.claim_due(1, at(10), at(20)).await.expect("claim").remove(0);
+    let current = store
+        .claim_due(1, at(30), at(1_000))
+        .await
+        .expect("claim")
+        .remove(0);
+    assert_eq!(
+        stale.delivery_id, current.delivery_id,
+        "the expired lease was taken over"
+    );
+    let finished = |claimed: &ClaimedDelivery, lease: DateTime<Utc>, after| store::FinishedAttempt {
+        delivery_id: claimed.delivery_id,
+        attempt: attempt(claimed, None),
+        after,
+        lease_until: Some(lease),
+    };
+    store
+        .record_attempts(&[finished(&stale, at(20), AfterAttempt::Delivered)], at(40))
+        .await
+        .expect("record");
+    let log = store
+        .event_deliveries(&stale.auth_id, &stale.event_id)
+        .await
+        .expect("log");
+    assert_eq!(log[0].status.as_str(), "pending", "the current holder decides");
+    assert_eq!(log[0].attempts.len(), 1, "the stale attempt is still logged");
+    store
+        .record_attempts(&[finished(&current, at(1_000), AfterAttempt::Delivered)], at(50))
+        .await
+        .expect("record");
+    let log = store
+        .event_deliveries(&stale.auth_id, &stale.event_id)
+        .await
+        .expect("log");
+    assert_eq!(log[0].status.as_str(), "delivered");
+}

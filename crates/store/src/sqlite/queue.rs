@@ -114,7 +114,7 @@ pub(super) async fn record_attempts(
 ) -> Result<(), StoreError> {
     let mut tx = pool.begin_with(super::BEGIN_WRITE).await?;
     for item in finished {
-        record_one(&mut tx, item.delivery_id, &item.attempt, item.after, now).await?;
+        record_one(&mut tx, item, now).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -122,11 +122,10 @@ pub(super) async fn record_attempts(
 
 async fn record_one(
     tx: &mut SqliteConnection,
-    delivery_id: i64,
-    attempt: &AttemptRecord,
-    after: AfterAttempt,
+    item: &FinishedAttempt,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let (delivery_id, attempt, after) = (item.delivery_id, &item.attempt, item.after);
     sqlx::query(
         "INSERT INTO attempts (delivery_id, attempt, target, url, started_at, latency_ms, status_code, error, \
          retry_after_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -156,9 +155,9 @@ async fn record_one(
         AfterAttempt::Failed => ("failed", None, target, "target_attempts + 1", None),
     };
     sqlx::query(&format!(
-        "UPDATE deliveries SET status = ?, next_attempt_at = ?, target = ?, target_attempts = {target_attempts}, \
-         attempt_count = attempt_count + 1, delivered_to = ?, leased_until = NULL, updated_at = ? \
-         WHERE delivery_id = ?"
+        "UPDATE deliveries SET status = ?1, next_attempt_at = ?2, target = ?3, target_attempts = {target_attempts}, \
+         attempt_count = attempt_count + 1, delivered_to = ?4, leased_until = NULL, updated_at = ?5 \
+         WHERE delivery_id = ?6 AND (?7 IS NULL OR leased_until = ?7)"
     ))
     .bind(status)
     .bind(next)
@@ -166,6 +165,7 @@ async fn record_one(
     .bind(delivered_to)
     .bind(time_to_db(now))
     .bind(delivery_id)
+    .bind(item.lease_until.map(time_to_db))
     .execute(&mut *tx)
     .await?;
     Ok(())
