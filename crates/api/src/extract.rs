@@ -223,3 +223,27 @@ impl<S: Send + Sync> FromRequestParts<S> for Paging {
         Ok(Paging(Page { limit, offset }, filters))
     }
 }
+
+/// The query string's name/value pairs, percent-decoded.
+pub(crate) fn query_pairs(uri: &axum::http::Uri) -> Result<Vec<(String, String)>, ApiError> {
+    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
+        .map(|query| query.0)
+        .map_err(|e| ApiError::invalid("query", e.body_text()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_pairs_are_percent_decoded() {
+        let uri: axum::http::Uri = "/x?from=%2B14155551234&status=in-progress".parse().expect("uri");
+        assert_eq!(
+            query_pairs(&uri).expect("valid"),
+            [
+                ("from".to_owned(), "+14155551234".to_owned()),
+                ("status".to_owned(), "in-progress".to_owned())
+            ]
+        );
+    }
+}

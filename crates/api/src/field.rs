@@ -1,7 +1,7 @@
 //! Request fields as JSON says them (absent, `null`, or a value) and the checks that turn them
 //! into domain values, collecting every invalid field into one 400 answer.
 
-use domain::{CallbackUrl, EventFilter, HttpMethod, Patch, UrlPolicy};
+use domain::{CallbackUrl, EventFilter, HttpMethod, Patch, Target, UrlPolicy};
 use serde::{Deserialize, Deserializer};
 
 use crate::error::{ApiError, Details};
@@ -90,6 +90,24 @@ impl Checker {
         parse: impl FnOnce(T) -> Result<U, E>,
     ) -> Patch<U> {
         self.patch(field, value, |v| parse(v).map_err(|e| e.to_string()))
+    }
+
+    /// A URL field and its `…_method` sibling (`status_url` → `status_method`) as one target;
+    /// `None` when the URL is omitted or `null`. The method defaults to `POST`.
+    pub fn target(&mut self, url_field: &str, url: Field<String>, method: Field<String>) -> Option<Target> {
+        let method_field = format!("{}_method", url_field.trim_end_matches("_url"));
+        let url = self.url(url_field, url);
+        let method = self.method(&method_field, method);
+        match url {
+            Patch::Set(url) => Some(Target {
+                url,
+                method: match method {
+                    Patch::Set(method) => method,
+                    Patch::Keep | Patch::Clear => HttpMethod::default(),
+                },
+            }),
+            Patch::Keep | Patch::Clear => None,
+        }
     }
 
     /// A name: required on create, never cleared, 1–255 characters after trimming.

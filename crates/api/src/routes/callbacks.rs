@@ -10,8 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, Reply};
-use crate::extract::{Authed, Paging};
-use crate::routes::calls::query_pairs;
+use crate::extract::{query_pairs, Authed, Paging};
 use crate::routes::{parse_time, time, ListOut};
 use crate::AppState;
 

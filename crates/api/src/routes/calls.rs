@@ -6,7 +6,7 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use domain::call::{is_valid_number, Target, DEFAULT_RING_TIMEOUT_S, DEFAULT_TIME_LIMIT_S};
+use domain::call::{is_valid_number, DEFAULT_RING_TIMEOUT_S, DEFAULT_TIME_LIMIT_S};
 use domain::fields::local_time;
 use domain::{
     Account, AppId, Call, CallStatus, CallUuid, Direction, Engine, Patch, TrunkDirection, TrunkId,
@@ -21,7 +21,7 @@ use utoipa_axum::routes;
 
 use crate::clock;
 use crate::error::{current_api_id, ApiError, Reply};
-use crate::extract::{from_value, Authed, JsonBody, Paging};
+use crate::extract::{from_value, query_pairs, Authed, JsonBody, Paging};
 use crate::field::{Checker, Field};
 use crate::routes::{parse_time, ListOut};
 use crate::AppState;
@@ -176,15 +176,6 @@ fn given<T>(patch: Patch<T>) -> Option<T> {
     }
 }
 
-fn target(checker: &mut Checker, name: &str, url: Field<String>, method: Field<String>) -> Option<Target> {
-    let url = given(checker.url(name, url));
-    let method = given(checker.method(&format!("{}_method", name.trim_end_matches("_url")), method));
-    url.map(|url| Target {
-        url,
-        method: method.unwrap_or_default(),
-    })
-}
-
 fn number(checker: &mut Checker, field: &str, value: Field<String>) -> Option<String> {
     if matches!(value, Field::Absent | Field::Null) {
         checker.add(field, "is required");
@@ -337,10 +328,10 @@ async fn build_call(
     let mut checker = Checker::new(state.settings.url_policy);
     let from = number(&mut checker, "from", body.from);
     let to = number(&mut checker, "to", body.to);
-    let status = target(&mut checker, "status_url", body.status_url, body.status_method);
-    let ring = target(&mut checker, "ring_url", body.ring_url, body.ring_method);
-    let answer = target(&mut checker, "answer_url", body.answer_url, body.answer_method);
-    let hangup = target(&mut checker, "hangup_url", body.hangup_url, body.hangup_method);
+    let status = checker.target("status_url", body.status_url, body.status_method);
+    let ring = checker.target("ring_url", body.ring_url, body.ring_method);
+    let answer = checker.target("answer_url", body.answer_url, body.answer_method);
+    let hangup = checker.target("hangup_url", body.hangup_url, body.hangup_method);
     let time_limit_s = seconds(
         &mut checker,
         "time_limit",
@@ -454,13 +445,6 @@ async fn list_calls(
     })))
 }
 
-/// The query string's name/value pairs, percent-decoded.
-pub(crate) fn query_pairs(uri: &axum::http::Uri) -> Result<Vec<(String, String)>, ApiError> {
-    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
-        .map(|query| query.0)
-        .map_err(|e| ApiError::invalid("query", e.body_text()))
-}
-
 /// Retrieve a call record.
 #[utoipa::path(get, path = "/api/v1/account/{auth_id}/calls/{call_uuid}", tag = "calls",
     params(("auth_id" = String, Path), ("call_uuid" = String, Path)),
@@ -526,17 +510,5 @@ mod tests {
             serde_json::from_str(r#"{"from":"+14155551234","to":"+14155550101"}"#).expect("json");
         assert_eq!(request_hash(&a), request_hash(&b));
         assert_ne!(request_hash(&a), request_hash(&c));
-    }
-
-    #[test]
-    fn query_pairs_are_percent_decoded() {
-        let uri: axum::http::Uri = "/x?from=%2B14155551234&status=in-progress".parse().expect("uri");
-        assert_eq!(
-            query_pairs(&uri).expect("valid"),
-            [
-                ("from".to_owned(), "+14155551234".to_owned()),
-                ("status".to_owned(), "in-progress".to_owned())
-            ]
-        );
     }
 }

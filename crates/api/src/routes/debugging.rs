@@ -13,9 +13,8 @@ use utoipa_axum::routes;
 
 use crate::clock;
 use crate::error::{ApiError, Reply};
-use crate::extract::Authed;
+use crate::extract::{query_pairs, Authed};
 use crate::routes::callbacks::CallbackOut;
-use crate::routes::calls::query_pairs;
 use crate::AppState;
 
 #[derive(Serialize, ToSchema)]

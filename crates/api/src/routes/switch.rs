@@ -5,7 +5,7 @@
 
 use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
-use domain::call::{Recording, Target};
+use domain::call::Recording;
 use domain::{
     AppId, AuthId, Call, CallStatus, CallUuid, Direction, Engine, EventKind, HangupCause, Report, TrunkId,
 };
@@ -192,8 +192,7 @@ async fn register_call(
             CallUuid::from_random(0)
         }),
     };
-    let status_url = checker.url("status_url", body.status_url);
-    let status_method = checker.method("status_method", body.status_method);
+    let status = checker.target("status_url", body.status_url, body.status_method);
     checker.finish()?;
 
     let auth_id = text(&body.auth_id)
@@ -233,16 +232,6 @@ async fn register_call(
             "a call with this call_uuid is already registered".to_owned(),
         ));
     }
-    let status = match (status_url, status_method) {
-        (domain::Patch::Set(url), method) => Some(Target {
-            url,
-            method: match method {
-                domain::Patch::Set(m) => m,
-                _ => domain::HttpMethod::Post,
-            },
-        }),
-        _ => None,
-    };
     let now = clock::now();
     // A switch-reported call has no limits of its own: the switch reports its end.
     let call = Call {
