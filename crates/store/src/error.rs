@@ -18,20 +18,37 @@ pub enum StoreError {
     Corrupt(String),
     /// The database failed.
     #[error("database error")]
-    Backend(#[source] sqlx::Error),
+    Backend(#[source] rusqlite::Error),
+    /// The database could not be reached (its file, its writer thread).
+    #[error("database unavailable: {0}")]
+    Io(String),
     /// Applying migrations failed.
-    #[error("database migration failed")]
-    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("database migration failed: {0}")]
+    Migrate(String),
 }
 
-impl From<sqlx::Error> for StoreError {
-    fn from(error: sqlx::Error) -> Self {
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
         StoreError::Backend(error)
     }
 }
 
-impl From<sqlx::migrate::MigrateError> for StoreError {
-    fn from(error: sqlx::migrate::MigrateError) -> Self {
-        StoreError::Migrate(error)
+impl StoreError {
+    /// Whether a UNIQUE constraint refused the write.
+    pub(crate) fn is_unique_violation(&self) -> bool {
+        self.constraint_code() == Some(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
+            || self.constraint_code() == Some(rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+    }
+
+    /// Whether a FOREIGN KEY constraint refused the write.
+    pub(crate) fn is_foreign_key_violation(&self) -> bool {
+        self.constraint_code() == Some(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY)
+    }
+
+    fn constraint_code(&self) -> Option<std::os::raw::c_int> {
+        match self {
+            StoreError::Backend(rusqlite::Error::SqliteFailure(e, _)) => Some(e.extended_code),
+            _ => None,
+        }
     }
 }

@@ -4,16 +4,17 @@
 use chrono::{DateTime, Utc};
 use domain::{AuthId, SecretId};
 use rand::RngCore;
-use sqlx::{Row, SqlitePool};
+use rusqlite::{params, Connection};
 
+use super::db::{all, execute, first};
 use super::random_u128;
 use crate::codec::*;
 use crate::vault::Vault;
 use crate::{NewSecret, SecretDeletion, SecretInfo, SigningKeys, StoreError};
 
-pub(super) async fn insert_secret(
+pub(super) fn insert_secret(
     vault: &Vault,
-    tx: &mut sqlx::SqliteConnection,
+    conn: &Connection,
     auth_id: &AuthId,
     now: DateTime<Utc>,
 ) -> Result<NewSecret, StoreError> {
@@ -21,15 +22,11 @@ pub(super) async fn insert_secret(
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let secret_id = SecretId::from_random(random_u128());
     let sealed = vault.seal(&secret_id.to_string(), &bytes);
-    sqlx::query(
+    execute(
+        conn,
         "INSERT INTO signing_secrets (secret_id, auth_id, secret_sealed, created_at) VALUES (?, ?, ?, ?)",
-    )
-    .bind(secret_id.to_string())
-    .bind(auth_id.as_str())
-    .bind(sealed)
-    .bind(time_to_db(now))
-    .execute(&mut *tx)
-    .await?;
+        params![secret_id.to_string(), auth_id.as_str(), sealed, time_to_db(now)],
+    )?;
     Ok(NewSecret {
         info: SecretInfo {
             secret_id,
@@ -39,75 +36,52 @@ pub(super) async fn insert_secret(
     })
 }
 
-fn open_token(vault: &Vault, auth_id: &str, sealed: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+fn open_token(vault: &Vault, auth_id: &str, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
     vault
-        .open(auth_id, &sealed)
+        .open(auth_id, sealed)
         .map_err(|_| corrupt("auth token of", auth_id))
 }
 
-pub(super) async fn create_signing_secret(
-    pool: &SqlitePool,
-    vault: &Vault,
-    auth_id: &AuthId,
-    now: DateTime<Utc>,
-) -> Result<NewSecret, StoreError> {
-    let mut tx = pool.begin().await?;
-    let secret = insert_secret(vault, &mut tx, auth_id, now)
-        .await
-        .map_err(|e| match e {
-            StoreError::Backend(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
-                StoreError::NotFound
-            }
-            other => other,
-        })?;
-    tx.commit().await?;
-    Ok(secret)
-}
-
-pub(super) async fn list_signing_secrets(
-    pool: &SqlitePool,
+pub(super) fn list_signing_secrets(
+    conn: &Connection,
     auth_id: &AuthId,
 ) -> Result<Vec<SecretInfo>, StoreError> {
-    sqlx::query(
+    all(
+        conn,
         "SELECT secret_id, created_at FROM signing_secrets WHERE auth_id = ? ORDER BY created_at, secret_id",
+        [auth_id.as_str()],
+        |row| {
+            let id: String = row.get("secret_id")?;
+            Ok(SecretInfo {
+                secret_id: SecretId::parse(&id).ok_or_else(|| corrupt("secret_id", &id))?,
+                created_at: time_from_db(row.get("created_at")?)?,
+            })
+        },
     )
-    .bind(auth_id.as_str())
-    .fetch_all(pool)
-    .await?
-    .iter()
-    .map(|row| {
-        let id: String = row.try_get("secret_id")?;
-        Ok(SecretInfo {
-            secret_id: SecretId::parse(&id).ok_or_else(|| corrupt("secret_id", &id))?,
-            created_at: time_from_db(row.try_get("created_at")?)?,
-        })
-    })
-    .collect()
 }
 
-pub(super) async fn delete_signing_secret(
-    pool: &SqlitePool,
+pub(super) fn delete_signing_secret(
+    conn: &Connection,
     auth_id: &AuthId,
     secret_id: &SecretId,
 ) -> Result<SecretDeletion, StoreError> {
+    let secret_id = secret_id.to_string();
     // One statement, so two concurrent deletes cannot both pass the "not the last" check.
-    let done = sqlx::query(
+    let deleted = execute(
+        conn,
         "DELETE FROM signing_secrets WHERE auth_id = ?1 AND secret_id = ?2 \
          AND (SELECT COUNT(*) FROM signing_secrets WHERE auth_id = ?1) > 1",
-    )
-    .bind(auth_id.as_str())
-    .bind(secret_id.to_string())
-    .execute(pool)
-    .await?;
-    if done.rows_affected() == 1 {
+        [auth_id.as_str(), secret_id.as_str()],
+    )?;
+    if deleted == 1 {
         return Ok(SecretDeletion::Deleted);
     }
-    let exists: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM signing_secrets WHERE auth_id = ? AND secret_id = ?")
-            .bind(auth_id.as_str())
-            .bind(secret_id.to_string())
-            .fetch_optional(pool)
-            .await?;
+    let exists = first(
+        conn,
+        "SELECT 1 FROM signing_secrets WHERE auth_id = ? AND secret_id = ?",
+        [auth_id.as_str(), secret_id.as_str()],
+        |_| Ok(()),
+    )?;
     Ok(if exists.is_some() {
         SecretDeletion::LastSecret
     } else {
@@ -115,43 +89,41 @@ pub(super) async fn delete_signing_secret(
     })
 }
 
-pub(super) async fn signing_keys(
-    pool: &SqlitePool,
+pub(super) fn signing_keys(
+    conn: &Connection,
     vault: &Vault,
     auth_id: &AuthId,
 ) -> Result<SigningKeys, StoreError> {
-    let row = sqlx::query("SELECT token_sealed, parent_auth_id FROM accounts WHERE auth_id = ?")
-        .bind(auth_id.as_str())
-        .fetch_optional(pool)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    let auth_token = open_token(vault, auth_id.as_str(), row.try_get("token_sealed")?)?;
-    let parent: Option<String> = row.try_get("parent_auth_id")?;
+    let sealed_token = |id: &str| {
+        first(
+            conn,
+            "SELECT token_sealed, parent_auth_id FROM accounts WHERE auth_id = ?",
+            [id],
+            |row| {
+                let sealed: Vec<u8> = row.get("token_sealed")?;
+                let parent: Option<String> = row.get("parent_auth_id")?;
+                Ok((open_token(vault, id, &sealed)?, parent))
+            },
+        )?
+        .ok_or(StoreError::NotFound)
+    };
+    let (auth_token, parent) = sealed_token(auth_id.as_str())?;
     let parent_token = match parent {
         None => auth_token.clone(),
-        Some(parent) => {
-            let sealed: Vec<u8> = sqlx::query_scalar("SELECT token_sealed FROM accounts WHERE auth_id = ?")
-                .bind(&parent)
-                .fetch_one(pool)
-                .await?;
-            open_token(vault, &parent, sealed)?
-        }
+        Some(parent) => sealed_token(&parent)?.0,
     };
-    let secrets = sqlx::query(
+    let secrets = all(
+        conn,
         "SELECT secret_id, secret_sealed FROM signing_secrets WHERE auth_id = ? ORDER BY created_at",
-    )
-    .bind(auth_id.as_str())
-    .fetch_all(pool)
-    .await?
-    .iter()
-    .map(|row| {
-        let id: String = row.try_get("secret_id")?;
-        let sealed: Vec<u8> = row.try_get("secret_sealed")?;
-        vault
-            .open(&id, &sealed)
-            .map_err(|_| corrupt("signing secret", &id))
-    })
-    .collect::<Result<Vec<_>, StoreError>>()?;
+        [auth_id.as_str()],
+        |row| {
+            let id: String = row.get("secret_id")?;
+            let sealed: Vec<u8> = row.get("secret_sealed")?;
+            vault
+                .open(&id, &sealed)
+                .map_err(|_| corrupt("signing secret", &id))
+        },
+    )?;
     Ok(SigningKeys {
         auth_token,
         parent_token,

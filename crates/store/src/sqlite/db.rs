@@ -1,0 +1,298 @@
+//! The SQLite engine under [`super::SqliteStore`]: one writer thread with group commit, and a
+//! small pool of reader connections.
+//!
+//! SQLite has one writer. Every write runs on a dedicated OS thread that owns the only writing
+//! connection; what queued up while it was busy runs together in one transaction, each job in
+//! its own savepoint (a failing job rolls back alone), and every caller hears back only after
+//! the shared COMMIT. So one commit pays for many events, statements are prepared once and
+//! cached, and no async runtime hand-off sits between the statements of a transaction.
+//! Readers run on tokio's blocking threads; WAL lets them read beside the writer.
+
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use crate::StoreError;
+
+/// At most this many jobs share one transaction (bounds the time a caller waits for COMMIT).
+const MAX_BATCH: usize = 256;
+/// Idle reader connections kept open.
+const MAX_IDLE_READERS: usize = 8;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The numbered migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_configuration.sql"),
+    include_str!("../../migrations/sqlite/0002_calls.sql"),
+    include_str!("../../migrations/sqlite/0003_delivery.sql"),
+];
+
+/// A job's result, sent once the transaction it ran in has committed (or failed to).
+type Reply = Box<dyn FnOnce(Result<(), &rusqlite::Error>) + Send>;
+/// A write job: runs inside a savepoint (`None`: it cannot run, the transaction did not
+/// start); `false` rolls the savepoint back.
+type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Reply) + Send>;
+
+#[derive(Clone)]
+pub(super) struct Db {
+    jobs: mpsc::Sender<Job>,
+    readers: Arc<Readers>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("path", &self.readers.path).finish()
+    }
+}
+
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Db {
+    /// Opens the database file (creating it and its directory) and starts the writer thread.
+    pub(super) fn open(path: &Path) -> Result<Db, StoreError> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(e.to_string()))?;
+            }
+        }
+        let writer = connect(path, true)?;
+        let (jobs, queue) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("hookline-sqlite-writer".to_owned())
+            .spawn(move || write_loop(writer, &queue))
+            .map_err(|e| StoreError::Io(e.to_string()))?;
+        Ok(Db {
+            jobs,
+            readers: Arc::new(Readers {
+                path: path.to_owned(),
+                idle: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Runs `job` on the writer, inside the current group transaction. Its result arrives
+    /// once that transaction committed; an `Err` from the job rolls back only its own writes.
+    pub(super) async fn write<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
+        let job: Job = Box::new(move |conn| {
+            let result = match conn {
+                Some(conn) => std::panic::catch_unwind(AssertUnwindSafe(|| job(conn)))
+                    .unwrap_or_else(|_| Err(StoreError::Io("a database job panicked".to_owned()))),
+                None => Err(StoreError::Io("no write transaction could start".to_owned())),
+            };
+            let ok = result.is_ok();
+            let reply: Reply = Box::new(move |committed| {
+                let result = match committed {
+                    Ok(()) => result,
+                    Err(error) => Err(StoreError::Backend(copy_error(error))),
+                };
+                let _ = tx.send(result);
+            });
+            (ok, reply)
+        });
+        self.jobs.send(job).map_err(|_| writer_gone())?;
+        rx.await.map_err(|_| writer_gone())?
+    }
+
+    /// Runs `job` on a reader connection, on a blocking thread.
+    pub(super) async fn read<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let readers = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.take()?;
+            let result = job(&conn);
+            readers.put(conn);
+            result
+        })
+        .await
+        .map_err(|_| StoreError::Io("a database read panicked".to_owned()))?
+    }
+
+    /// Applies pending migrations, all in one transaction.
+    pub(super) async fn migrate(&self) -> Result<(), StoreError> {
+        self.write(migrate).await
+    }
+}
+
+impl Readers {
+    fn take(&self) -> Result<Connection, StoreError> {
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        match idle {
+            Some(conn) => Ok(conn),
+            None => connect(&self.path, false),
+        }
+    }
+
+    fn put(&self, conn: Connection) {
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(conn);
+            }
+        }
+    }
+}
+
+fn connect(path: &Path, writer: bool) -> Result<Connection, StoreError> {
+    let flags = if writer {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+    } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // WAL: readers beside the writer. NORMAL: a commit survives a process crash (kill -9);
+    // only a power loss could drop the last ones (PRODUCT.md §4.3).
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+    if writer {
+        // The writer never checkpoints on commit (that would stall the commit that crosses the
+        // threshold); `SqliteStore::checkpoint` runs beside it instead.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
+    }
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn write_loop(mut conn: Connection, queue: &mpsc::Receiver<Job>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        run_batch(&mut conn, batch);
+    }
+}
+
+fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
+    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(error) => {
+            tracing::error!(%error, "starting a write transaction failed");
+            for job in batch {
+                let (_, reply) = job(None);
+                reply(Err(&error));
+            }
+            return;
+        }
+    };
+    let mut replies = Vec::with_capacity(batch.len());
+    for job in batch {
+        let savepoint = match tx.savepoint() {
+            Ok(savepoint) => savepoint,
+            Err(error) => {
+                tracing::error!(%error, "starting a savepoint failed");
+                let (_, reply) = job(None);
+                reply(Err(&error));
+                continue;
+            }
+        };
+        let (ok, reply) = job(Some(&savepoint));
+        if ok {
+            if let Err(error) = savepoint.commit() {
+                tracing::error!(%error, "releasing a savepoint failed");
+            }
+        }
+        replies.push(reply);
+    }
+    let committed = tx.commit();
+    for reply in replies {
+        reply(committed.as_ref().map(|_| ()));
+    }
+}
+
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let mut version: usize = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version == 0 {
+        // Databases created by earlier builds (sqlx) record their migrations in a table.
+        let legacy: Option<i64> = conn
+            .query_row(
+                "SELECT MAX(version) FROM _sqlx_migrations WHERE success",
+                [],
+                |row| row.get(0),
+            )
+            .ok()
+            .flatten();
+        version = legacy.and_then(|v| usize::try_from(v).ok()).unwrap_or(0);
+    }
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::Migrate(format!(
+            "the database is at version {version}, newer than this build ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        conn.execute_batch(sql)
+            .and_then(|()| conn.pragma_update(None, "user_version", index + 1))
+            .map_err(|error| StoreError::Migrate(format!("migration {}: {error}", index + 1)))?;
+    }
+    Ok(())
+}
+
+fn copy_error(error: &rusqlite::Error) -> rusqlite::Error {
+    match error {
+        rusqlite::Error::SqliteFailure(code, message) => {
+            rusqlite::Error::SqliteFailure(*code, message.clone())
+        }
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        ),
+    }
+}
+
+fn writer_gone() -> StoreError {
+    StoreError::Io("the database writer has stopped".to_owned())
+}
+
+/// Runs a (cached) query and maps every row.
+pub(super) fn all<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    map: impl Fn(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query(params)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(map(row)?);
+    }
+    Ok(out)
+}
+
+/// Runs a (cached) query and maps its first row, if any.
+pub(super) fn first<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    map: impl FnOnce(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query(params)?;
+    rows.next()?.map(map).transpose()
+}
+
+/// Runs a (cached) statement; returns the number of rows it changed.
+pub(super) fn execute(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<usize, StoreError> {
+    Ok(conn.prepare_cached(sql)?.execute(params)?)
+}
