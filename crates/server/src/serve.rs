@@ -33,26 +33,10 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             .with_context(|| format!("opening database {}", redact_dsn(&config.database)))?;
         store.migrate().await.context("migrating the database")?;
         let store = Arc::new(store);
-        spawn_checkpoints(Arc::downgrade(&store));
         Ok(store)
     } else {
         anyhow::bail!("the PostgreSQL backend is not in this build yet; use sqlite://PATH")
     }
-}
-
-/// Checkpoints the SQLite WAL every second, beside the writer (which never does it on commit),
-/// for as long as the store lives.
-fn spawn_checkpoints(store: std::sync::Weak<SqliteStore>) {
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
-        loop {
-            every.tick().await;
-            let Some(store) = store.upgrade() else { return };
-            if let Err(error) = store.checkpoint().await {
-                tracing::warn!(%error, "WAL checkpoint failed");
-            }
-        }
-    });
 }
 
 /// Serves the API on `listener` until `shutdown` is cancelled, then finishes in-flight

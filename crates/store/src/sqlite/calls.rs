@@ -419,7 +419,7 @@ pub(super) fn create_call(
         )?;
     }
     insert_call(conn, &call, now)?;
-    let event_id = EventId::from_random(random_u128());
+    let event_id = new_event_id(now);
     record_event(
         conn,
         &call,
@@ -429,6 +429,10 @@ pub(super) fn create_call(
         event_id,
     )?;
     Ok(CallCreation::Created(Box::new(call)))
+}
+
+fn new_event_id(now: DateTime<Utc>) -> EventId {
+    EventId::time_ordered(u64::try_from(now.timestamp_millis()).unwrap_or(0), random_u128())
 }
 
 pub(super) fn list_calls(
@@ -488,7 +492,7 @@ pub(super) fn apply_report(
 ) -> Result<RecordedEvent, StoreError> {
     let mut call = load_call(conn, auth_id, call_uuid)?.ok_or(StoreError::NotFound)?;
     let kind = call.apply(report, at).map_err(StoreError::Transition)?;
-    let event_id = EventId::from_random(random_u128());
+    let event_id = new_event_id(now);
     update_call(conn, &call, now)?;
     record_event(conn, &call, kind, at, now, event_id)?;
     Ok(RecordedEvent {

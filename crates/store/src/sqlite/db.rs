@@ -7,13 +7,18 @@
 //! the shared COMMIT. So one commit pays for many events, statements are prepared once and
 //! cached, and no async runtime hand-off sits between the statements of a transaction.
 //! Readers run on tokio's blocking threads; WAL lets them read beside the writer.
+//!
+//! The writer thread also checkpoints the WAL (copies its pages into the database file), in a
+//! pause between batches. A checkpoint on another connection never catches up with a writer
+//! that keeps appending, so the WAL could never start over and grew without bound; between
+//! batches nothing is appended, the checkpoint completes, and the next commit rewinds the WAL.
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 use crate::StoreError;
@@ -23,12 +28,19 @@ const MAX_BATCH: usize = 256;
 /// Idle reader connections kept open.
 const MAX_IDLE_READERS: usize = 8;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// A pause this long between jobs is used for a checkpoint…
+const CHECKPOINT_WHEN_IDLE_FOR: Duration = Duration::from_millis(2);
+/// …once this long has passed since the last one…
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// …and without waiting for a pause once this long has (a writer that is never idle).
+const CHECKPOINT_AT_LATEST: Duration = Duration::from_secs(2);
 
 /// The numbered migrations, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_configuration.sql"),
     include_str!("../../migrations/sqlite/0002_calls.sql"),
     include_str!("../../migrations/sqlite/0003_delivery.sql"),
+    include_str!("../../migrations/sqlite/0004_append_only_indexes.sql"),
 ];
 
 /// A job's result, sent once the transaction it ran in has committed (or failed to).
@@ -156,7 +168,10 @@ fn connect(path: &Path, writer: bool) -> Result<Connection, StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // WAL: readers beside the writer. NORMAL: a commit survives a process crash (kill -9);
     // only a power loss could drop the last ones (PRODUCT.md §4.3).
-    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+         PRAGMA temp_store = MEMORY;",
+    )?;
     if writer {
         // The writer never checkpoints on commit (that would stall the commit that crosses the
         // threshold); `SqliteStore::checkpoint` runs beside it instead.
@@ -166,8 +181,26 @@ fn connect(path: &Path, writer: bool) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-fn write_loop(mut conn: Connection, queue: &mpsc::Receiver<Job>) {
-    while let Ok(first) = queue.recv() {
+fn write_loop(conn: Connection, queue: &mpsc::Receiver<Job>) {
+    let mut last_checkpoint = Instant::now();
+    let mut written = false;
+    loop {
+        let wait = if written && last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+            CHECKPOINT_WHEN_IDLE_FOR
+        } else {
+            Duration::from_secs(3600)
+        };
+        let first = match queue.recv_timeout(wait) {
+            Ok(job) => job,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if written && last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+                    checkpoint(&conn);
+                    (last_checkpoint, written) = (Instant::now(), false);
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
@@ -175,45 +208,70 @@ fn write_loop(mut conn: Connection, queue: &mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        run_batch(&mut conn, batch);
+        run_batch(&conn, batch);
+        written = true;
+        if last_checkpoint.elapsed() >= CHECKPOINT_AT_LATEST {
+            checkpoint(&conn);
+            (last_checkpoint, written) = (Instant::now(), false);
+        }
+    }
+    checkpoint(&conn);
+}
+
+/// Copies the WAL into the database file (`PASSIVE`: readers are never waited for).
+fn checkpoint(conn: &Connection) {
+    if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        tracing::warn!(%error, "WAL checkpoint failed");
     }
 }
 
-fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
-    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(error) => {
-            tracing::error!(%error, "starting a write transaction failed");
-            for job in batch {
-                let (_, reply) = job(None);
-                reply(Err(&error));
-            }
-            return;
-        }
-    };
+fn run_batch(conn: &Connection, batch: Vec<Job>) {
+    if let Err(error) = sql(conn, "BEGIN IMMEDIATE") {
+        tracing::error!(%error, "starting a write transaction failed");
+        fail_all(batch.into_iter().map(|job| job(None).1), &error);
+        return;
+    }
     let mut replies = Vec::with_capacity(batch.len());
     for job in batch {
-        let savepoint = match tx.savepoint() {
-            Ok(savepoint) => savepoint,
-            Err(error) => {
-                tracing::error!(%error, "starting a savepoint failed");
-                let (_, reply) = job(None);
-                reply(Err(&error));
-                continue;
-            }
-        };
-        let (ok, reply) = job(Some(&savepoint));
-        if ok {
-            if let Err(error) = savepoint.commit() {
-                tracing::error!(%error, "releasing a savepoint failed");
-            }
+        if let Err(error) = sql(conn, "SAVEPOINT job") {
+            let (_, reply) = job(None);
+            reply(Err(&error));
+            continue;
         }
+        let (ok, reply) = job(Some(conn));
         replies.push(reply);
+        let ended = if ok {
+            sql(conn, "RELEASE job")
+        } else {
+            sql(conn, "ROLLBACK TO job").and_then(|()| sql(conn, "RELEASE job"))
+        };
+        if let Err(error) = ended {
+            // The job's writes could not be kept apart from the others': keep none.
+            tracing::error!(%error, "ending a savepoint failed; the batch is rolled back");
+            let _ = sql(conn, "ROLLBACK");
+            fail_all(replies, &error);
+            return;
+        }
     }
-    let committed = tx.commit();
+    let committed = sql(conn, "COMMIT");
+    if committed.is_err() {
+        let _ = sql(conn, "ROLLBACK");
+    }
     for reply in replies {
-        reply(committed.as_ref().map(|_| ()));
+        reply(committed.as_ref().copied());
     }
+}
+
+fn fail_all(replies: impl IntoIterator<Item = Reply>, error: &rusqlite::Error) {
+    for reply in replies {
+        reply(Err(error));
+    }
+}
+
+/// Runs a statement without parameters, prepared once: transaction control runs several
+/// times per batch, so parsing it each time shows in profiles.
+fn sql(conn: &Connection, statement: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(statement)?.execute([]).map(|_| ())
 }
 
 fn migrate(conn: &Connection) -> Result<(), StoreError> {

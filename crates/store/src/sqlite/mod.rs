@@ -80,17 +80,6 @@ impl SqliteStore {
         Ok(SqliteStore { db, vault })
     }
 
-    /// Copies committed WAL pages into the database file without blocking the writer
-    /// (`PRAGMA wal_checkpoint(PASSIVE)`); call it periodically, since the writer does not.
-    ///
-    /// # Errors
-    /// `Backend` when the checkpoint fails.
-    pub async fn checkpoint(&self) -> Result<(), StoreError> {
-        self.db
-            .read(|c| Ok(c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?))
-            .await
-    }
-
     /// Applies pending migrations.
     ///
     /// # Errors
