@@ -17,6 +17,7 @@ mod metrics;
 pub mod request;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,7 +51,8 @@ const RECORD_BATCH: usize = 256;
 const MIN_CLAIM: usize = 16;
 const FIRST_CLAIM: usize = 64;
 
-type Recording = (FinishedAttempt, oneshot::Sender<()>);
+/// A finished attempt, and where to say whether recording it may have made other work claimable.
+type Recording = (FinishedAttempt, oneshot::Sender<bool>);
 
 /// The engine's numbers.
 #[derive(Debug, Clone)]
@@ -114,6 +116,8 @@ struct Inner {
     /// Finished attempts on their way to the recorder, which writes them in batches.
     recorder: mpsc::UnboundedSender<Recording>,
     claim_size: std::sync::atomic::AtomicUsize,
+    /// The last claim was cut short by in-flight capacity: due work may be waiting for a slot.
+    capacity_bound: AtomicBool,
 }
 
 /// The delivery engine. Cheap to clone.
@@ -136,6 +140,7 @@ impl Dispatcher {
             inner: Arc::new(Inner {
                 recorder,
                 claim_size: std::sync::atomic::AtomicUsize::new(FIRST_CLAIM),
+                capacity_bound: AtomicBool::new(false),
                 store,
                 sender,
                 in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
@@ -164,6 +169,7 @@ impl Dispatcher {
         let inner = &self.inner;
         let available = inner.in_flight.available_permits();
         if available == 0 {
+            inner.capacity_bound.store(true, Ordering::Relaxed);
             return Ok(0);
         }
         let now = clock::now();
@@ -172,6 +178,10 @@ impl Dispatcher {
         let limit = u32::try_from(available.min(size)).unwrap_or(u32::MAX);
         let claimed = inner.store.claim_due(limit, now, lease_until).await?;
         let count = claimed.len();
+        inner.capacity_bound.store(
+            count == limit as usize && limit as usize == available,
+            Ordering::Relaxed,
+        );
         let mut deferred = Vec::new();
         for delivery in claimed {
             let Some(slot) = self.take_host_slot(origin_key(delivery.target_url())) else {
@@ -185,9 +195,13 @@ impl Dispatcher {
             };
             let engine = self.clone();
             inner.tasks.spawn(async move {
-                engine.attempt(delivery, slot, lease_until).await;
+                let more = engine.attempt(delivery, slot, lease_until).await;
                 drop(permit);
-                engine.wake();
+                // Without new work in sight the loop sleeps on: a claim after every attempt
+                // would cost a write transaction per callback for nothing.
+                if more || engine.inner.capacity_bound.load(Ordering::Relaxed) {
+                    engine.wake();
+                }
             });
         }
         let next_size = if deferred.len() * 2 > count {
@@ -322,8 +336,10 @@ impl Dispatcher {
         Ok(keys)
     }
 
-    /// One attempt of one claimed delivery, start to recorded result.
-    async fn attempt(&self, delivery: ClaimedDelivery, slot: HostSlot, lease_until: DateTime<Utc>) {
+    /// One attempt of one claimed delivery, start to recorded result. Returns whether other
+    /// work may have become claimable (the delivery went back to the queue, is due again, or
+    /// let a later event of its call through).
+    async fn attempt(&self, delivery: ClaimedDelivery, slot: HostSlot, lease_until: DateTime<Utc>) -> bool {
         let url = delivery.target_url().to_owned();
         let host_key = slot.key().to_owned();
         // Wait for the host only while the lease still covers a whole attempt after it: a
@@ -350,7 +366,7 @@ impl Dispatcher {
             {
                 tracing::warn!(%error, delivery_id = delivery.delivery_id, "releasing an unsent delivery failed");
             }
-            return;
+            return true;
         };
         if self.inner.stopping.is_cancelled() {
             let _ = self
@@ -358,7 +374,7 @@ impl Dispatcher {
                 .store
                 .release(&[delivery.delivery_id], clock::now())
                 .await;
-            return;
+            return true;
         }
         let config = self.inner.config.breaker;
         let admission = self
@@ -368,7 +384,7 @@ impl Dispatcher {
             if let Err(error) = self.inner.store.release(&[delivery.delivery_id], until).await {
                 tracing::warn!(%error, delivery_id = delivery.delivery_id, "releasing a paused delivery failed");
             }
-            return;
+            return true;
         }
         let keys = match self.keys(&delivery.auth_id).await {
             Ok(keys) => keys,
@@ -382,7 +398,7 @@ impl Dispatcher {
                 if admission == Admission::Probe {
                     self.with_breaker(&host_key, Breaker::abandon_probe);
                 }
-                return;
+                return true;
             }
         };
         let event_id = delivery.event_id.to_string();
@@ -453,9 +469,10 @@ impl Dispatcher {
             after,
             lease_until: Some(lease_until),
         };
-        if self.inner.recorder.send((finished, done)).is_ok() {
-            let _ = recorded.await;
+        if self.inner.recorder.send((finished, done)).is_err() {
+            return true;
         }
+        recorded.await.unwrap_or(true)
     }
 }
 
@@ -471,12 +488,16 @@ async fn record_loop(store: Arc<dyn Store>, mut recordings: mpsc::UnboundedRecei
             }
         }
         let finished: Vec<FinishedAttempt> = batch.iter().map(|(f, _)| f.clone()).collect();
-        if let Err(error) = store.record_attempts(&finished, clock::now()).await {
-            // The leases expire and the attempts are made again: at-least-once, same event ids.
-            tracing::error!(%error, n = finished.len(), "recording attempts failed");
-        }
+        let more = match store.record_attempts(&finished, clock::now()).await {
+            Ok(more) => more,
+            Err(error) => {
+                // The leases expire and the attempts are made again: at-least-once, same event ids.
+                tracing::error!(%error, n = finished.len(), "recording attempts failed");
+                true
+            }
+        };
         for (_, done) in batch {
-            let _ = done.send(());
+            let _ = done.send(more);
         }
     }
 }

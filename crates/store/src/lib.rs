@@ -367,12 +367,14 @@ pub trait Store: Send + Sync + 'static {
     /// When the next claimable delivery falls due (past times mean now).
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// Records attempts and moves each delivery on, releasing its lease — all in one
-    /// transaction (group commit: the dispatcher batches what finished together).
+    /// transaction (group commit: the dispatcher batches what finished together). Returns
+    /// whether other work may have become claimable: a retry or fallback is due at a new time,
+    /// or a later event of the same call to the same URL was waiting behind one of these.
     async fn record_attempts(
         &self,
         attempts: &[FinishedAttempt],
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
 
     /// [`Store::record_attempts`] for a single attempt.
     async fn record_attempt(
@@ -388,7 +390,9 @@ pub trait Store: Send + Sync + 'static {
             after,
             lease_until: None,
         };
-        self.record_attempts(std::slice::from_ref(&finished), now).await
+        self.record_attempts(std::slice::from_ref(&finished), now)
+            .await
+            .map(|_| ())
     }
     /// Releases deliveries without an attempt, due again at `next_attempt_at` (circuit breaker
     /// pause, a saturated host, shutdown).

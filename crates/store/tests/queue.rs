@@ -289,3 +289,56 @@ async fn a_result_recorded_under_an_expired_lease_is_logged_but_does_not_move_th
         .expect("log");
     assert_eq!(log[0].status.as_str(), "delivered");
 }
+
+#[tokio::test]
+async fn recording_says_when_other_work_may_have_become_claimable() {
+    let (store, _dir) = store().await;
+    let call = call_to(&store, "http://127.0.0.1:9/a").await;
+    store
+        .apply_report(None, &call.call_uuid, Report::Ring, at(5), at(5))
+        .await
+        .expect("ring");
+    let record = |claimed: &ClaimedDelivery, after| store::FinishedAttempt {
+        delivery_id: claimed.delivery_id,
+        attempt: attempt(claimed, None),
+        after,
+        lease_until: None,
+    };
+    let first = store
+        .claim_due(10, at(10), at(20))
+        .await
+        .expect("claim")
+        .remove(0);
+    assert!(
+        store
+            .record_attempts(&[record(&first, AfterAttempt::RetryAt(at(30)))], at(11))
+            .await
+            .expect("record"),
+        "a retry is due at a new time"
+    );
+    let first = store
+        .claim_due(10, at(30), at(40))
+        .await
+        .expect("claim")
+        .remove(0);
+    assert!(
+        store
+            .record_attempts(&[record(&first, AfterAttempt::Delivered)], at(31))
+            .await
+            .expect("record"),
+        "the second event was waiting behind the first"
+    );
+    let second = store
+        .claim_due(10, at(32), at(50))
+        .await
+        .expect("claim")
+        .remove(0);
+    assert_eq!(second.sequence, 2);
+    assert!(
+        !store
+            .record_attempts(&[record(&second, AfterAttempt::Delivered)], at(33))
+            .await
+            .expect("record"),
+        "nothing was waiting behind the last event"
+    );
+}

@@ -615,7 +615,7 @@ impl Store for SqliteStore {
         &self,
         finished: &[FinishedAttempt],
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let finished = finished.to_vec();
         self.db
             .write(move |c| queue::record_attempts(c, &finished, now))

@@ -92,7 +92,12 @@ pub(super) fn record_attempts(
     conn: &Connection,
     finished: &[FinishedAttempt],
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
+    let mut waiting = conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM deliveries d JOIN deliveries e ON e.call_uuid = d.call_uuid \
+         AND e.url = d.url AND e.sequence > d.sequence WHERE d.delivery_id = ? AND e.status = 'pending')",
+    )?;
+    let mut unblocked = false;
     let mut insert = conn.prepare_cached(
         "INSERT INTO attempts (delivery_id, attempt, target, url, started_at, latency_ms, status_code, error, \
          retry_after_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -137,8 +142,15 @@ pub(super) fn record_attempts(
             item.lease_until.map(time_to_db),
             to_fallback,
         ])?;
+        unblocked = unblocked
+            || match item.after {
+                AfterAttempt::RetryAt(_) | AfterAttempt::FallbackAt(_) => true,
+                AfterAttempt::Delivered | AfterAttempt::Failed => {
+                    waiting.query_row([delivery_id], |row| row.get(0))?
+                }
+            };
     }
-    Ok(())
+    Ok(unblocked)
 }
 
 pub(super) fn release(
