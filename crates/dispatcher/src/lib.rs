@@ -232,6 +232,9 @@ impl Dispatcher {
             }
             let sleep = match self.dispatch_once().await {
                 Ok(n) if n > 0 && self.inner.in_flight.available_permits() > 0 => continue,
+                // Full: a finishing attempt wakes the loop (`capacity_bound`), so no claim
+                // until then — the due work would only spin the loop.
+                Ok(_) if self.inner.in_flight.available_permits() == 0 => self.inner.config.idle_poll,
                 Ok(_) => self.until_next_due().await,
                 Err(error) => {
                     tracing::error!(%error, "claiming deliveries failed");

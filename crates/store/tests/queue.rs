@@ -342,3 +342,49 @@ async fn recording_says_when_other_work_may_have_become_claimable() {
         "nothing was waiting behind the last event"
     );
 }
+
+#[tokio::test]
+async fn a_delivery_behind_an_earlier_event_has_no_due_time_until_that_one_ends() {
+    let (store, _dir) = store().await;
+    let call = call_to(&store, "http://127.0.0.1:9/a").await;
+    for (report, ms) in [(Report::Ring, 5), (Report::Answer, 6)] {
+        store
+            .apply_report(None, &call.call_uuid, report, at(ms), at(ms))
+            .await
+            .expect("report");
+    }
+    let due = |log: &[store::DeliveryRecord]| -> Vec<Option<DateTime<Utc>>> {
+        log.iter().map(|d| d.next_attempt_at).collect()
+    };
+    let log = store
+        .call_deliveries(&call.auth_id, &call.call_uuid)
+        .await
+        .expect("log");
+    assert_eq!(due(&log), vec![Some(at(0)), None, None], "the later two wait");
+
+    let first = store
+        .claim_due(10, at(10), at(20))
+        .await
+        .expect("claim")
+        .remove(0);
+    store
+        .record_attempt(
+            first.delivery_id,
+            &attempt(&first, None),
+            AfterAttempt::Failed,
+            at(12),
+        )
+        .await
+        .expect("record");
+    let log = store
+        .call_deliveries(&call.auth_id, &call.call_uuid)
+        .await
+        .expect("log");
+    assert_eq!(
+        due(&log),
+        vec![None, Some(at(12)), None],
+        "an end (even a failure) makes only the next event due"
+    );
+    let second = store.claim_due(10, at(13), at(30)).await.expect("claim");
+    assert_eq!(second.iter().map(|d| d.sequence).collect::<Vec<_>>(), vec![2]);
+}

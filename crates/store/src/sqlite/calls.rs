@@ -175,13 +175,26 @@ fn record_event(
          fallback_url, status, next_attempt_at, created_at, updated_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )?;
+    // A delivery behind an earlier pending event of the call to the same URL waits without a
+    // due time; recording its predecessor's end gives it one. Claims then never scan it.
+    let mut behind = conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM deliveries WHERE call_uuid = ? AND url = ? AND status = 'pending' \
+         AND sequence < ?)",
+    )?;
     for (channel, resolution) in plan {
         let status = match resolution.verdict {
             Verdict::Send => DeliveryStatus::Pending,
             Verdict::Filtered => DeliveryStatus::Filtered,
             Verdict::Unrouted => DeliveryStatus::Unrouted,
         };
-        let next_attempt_at = (status == DeliveryStatus::Pending).then(|| time_to_db(now));
+        let due = match (&resolution.url, status) {
+            (Some(url), DeliveryStatus::Pending) => !behind
+                .query_row(params![call_uuid, url.as_str(), call.last_sequence], |row| {
+                    row.get::<_, bool>(0)
+                })?,
+            _ => false,
+        };
+        let next_attempt_at = due.then(|| time_to_db(now));
         insert.execute(params![
             event_id,
             call_uuid,

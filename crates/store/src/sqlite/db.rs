@@ -25,8 +25,8 @@ use crate::StoreError;
 
 /// At most this many jobs share one transaction (bounds the time a caller waits for COMMIT).
 const MAX_BATCH: usize = 256;
-/// Idle reader connections kept open.
-const MAX_IDLE_READERS: usize = 8;
+/// Reader connections: at most this many reads run at once, and stay open when idle.
+const MAX_READERS: usize = 8;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// A pause this long between jobs is used for a checkpoint…
 const CHECKPOINT_WHEN_IDLE_FOR: Duration = Duration::from_millis(2);
@@ -64,6 +64,8 @@ impl std::fmt::Debug for Db {
 struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// At most this many reads at once, so a burst does not open a connection per request.
+    permits: tokio::sync::Semaphore,
 }
 
 impl Db {
@@ -85,6 +87,7 @@ impl Db {
             readers: Arc::new(Readers {
                 path: path.to_owned(),
                 idle: Mutex::new(Vec::new()),
+                permits: tokio::sync::Semaphore::new(MAX_READERS),
             }),
         })
     }
@@ -123,6 +126,12 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        let _permit = self
+            .readers
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Io("the database readers are closed".to_owned()))?;
         let readers = Arc::clone(&self.readers);
         tokio::task::spawn_blocking(move || {
             let conn = readers.take()?;
@@ -151,7 +160,7 @@ impl Readers {
 
     fn put(&self, conn: Connection) {
         if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < MAX_IDLE_READERS {
+            if idle.len() < MAX_READERS {
                 idle.push(conn);
             }
         }
@@ -174,7 +183,7 @@ fn connect(path: &Path, writer: bool) -> Result<Connection, StoreError> {
     )?;
     if writer {
         // The writer never checkpoints on commit (that would stall the commit that crosses the
-        // threshold); `SqliteStore::checkpoint` runs beside it instead.
+        // threshold); `write_loop` checkpoints in its pauses instead.
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
     }
     conn.set_prepared_statement_cache_capacity(64);
@@ -185,8 +194,10 @@ fn write_loop(conn: Connection, queue: &mpsc::Receiver<Job>) {
     let mut last_checkpoint = Instant::now();
     let mut written = false;
     loop {
-        let wait = if written && last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
-            CHECKPOINT_WHEN_IDLE_FOR
+        let wait = if written {
+            CHECKPOINT_EVERY
+                .saturating_sub(last_checkpoint.elapsed())
+                .max(CHECKPOINT_WHEN_IDLE_FOR)
         } else {
             Duration::from_secs(3600)
         };
@@ -226,13 +237,18 @@ fn checkpoint(conn: &Connection) {
 }
 
 fn run_batch(conn: &Connection, batch: Vec<Job>) {
+    if !conn.is_autocommit() {
+        // A failed ROLLBACK left a transaction open: end it, or no write could start again.
+        let _ = sql(conn, "ROLLBACK");
+    }
     if let Err(error) = sql(conn, "BEGIN IMMEDIATE") {
         tracing::error!(%error, "starting a write transaction failed");
         fail_all(batch.into_iter().map(|job| job(None).1), &error);
         return;
     }
     let mut replies = Vec::with_capacity(batch.len());
-    for job in batch {
+    let mut jobs = batch.into_iter();
+    while let Some(job) = jobs.next() {
         if let Err(error) = sql(conn, "SAVEPOINT job") {
             let (_, reply) = job(None);
             reply(Err(&error));
@@ -249,7 +265,7 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
             // The job's writes could not be kept apart from the others': keep none.
             tracing::error!(%error, "ending a savepoint failed; the batch is rolled back");
             let _ = sql(conn, "ROLLBACK");
-            fail_all(replies, &error);
+            fail_all(replies.into_iter().chain(jobs.map(|job| job(None).1)), &error);
             return;
         }
     }

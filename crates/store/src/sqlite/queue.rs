@@ -9,7 +9,7 @@ use domain::{AuthId, CallUuid, Channel, DeliveryStatus, EventId, EventKind, Leve
 use rusqlite::{params, Connection, Row};
 
 use super::calls::{count, delivery_from_row, DELIVERY_COLUMNS};
-use super::db::{all, execute};
+use super::db::{all, execute, first};
 use super::rows::text;
 use crate::codec::*;
 use crate::{
@@ -23,7 +23,7 @@ pub(super) fn claim_due(
     lease_until: DateTime<Utc>,
 ) -> Result<Vec<ClaimedDelivery>, StoreError> {
     // Claimable: due, pending, not leased, and first in line for its call and URL.
-    let mut claimed = all(
+    let rows = all(
         conn,
         "UPDATE deliveries SET leased_until = ?2 WHERE delivery_id IN \
          (SELECT d.delivery_id FROM deliveries d WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 \
@@ -34,20 +34,22 @@ pub(super) fn claim_due(
          RETURNING delivery_id, event_id, call_uuid, auth_id, sequence, event, channel, level, url, method, \
          fallback_url, target, target_attempts, attempt_count",
         params![time_to_db(now), time_to_db(lease_until), limit],
-        claimed_from_row,
+        |row| Ok((row.get::<_, i64>("delivery_id")?, claimed_from_row(conn, row))),
     )?;
-    // Not a subquery of RETURNING: SQLite plans that as a scan of every event.
-    let mut fields = conn.prepare_cached("SELECT fields FROM events WHERE event_id = ?")?;
-    for delivery in &mut claimed {
-        let text: String = fields.query_row([delivery.event_id.to_string()], |row| row.get(0))?;
-        delivery.fields = serde_json::from_str(&text)
-            .map_err(|_| corrupt("fields of event", &delivery.event_id.to_string()))?;
+    // A row that does not decode keeps its lease (it comes back when the lease expires, and is
+    // logged each time) instead of failing the claim: it would be first in every claim.
+    let mut claimed = Vec::with_capacity(rows.len());
+    for (delivery_id, row) in rows {
+        match row {
+            Ok(delivery) => claimed.push(delivery),
+            Err(error) => tracing::error!(%error, delivery_id, "a claimed delivery does not decode"),
+        }
     }
     claimed.sort_by_key(|c| c.delivery_id);
     Ok(claimed)
 }
 
-fn claimed_from_row(row: &Row<'_>) -> Result<ClaimedDelivery, StoreError> {
+fn claimed_from_row(conn: &Connection, row: &Row<'_>) -> Result<ClaimedDelivery, StoreError> {
     let event_id = text(row, "event_id")?;
     let call_uuid = text(row, "call_uuid")?;
     let auth_id = text(row, "auth_id")?;
@@ -56,6 +58,16 @@ fn claimed_from_row(row: &Row<'_>) -> Result<ClaimedDelivery, StoreError> {
     let target = text(row, "target")?;
     let level: Option<String> = row.get("level")?;
     let url: Option<String> = row.get("url")?;
+    // Not a subquery of RETURNING: SQLite plans that as a scan of every event.
+    let fields = first(
+        conn,
+        "SELECT fields FROM events WHERE event_id = ?",
+        [&event_id],
+        |row| text(row, "fields"),
+    )?
+    .ok_or_else(|| corrupt("event of a delivery", &event_id))?;
+    let fields: Vec<(String, String)> =
+        serde_json::from_str(&fields).map_err(|_| corrupt("fields of event", &event_id))?;
     Ok(ClaimedDelivery {
         delivery_id: row.get("delivery_id")?,
         event_id: EventId::parse(&event_id).ok_or_else(|| corrupt("event_id", &event_id))?,
@@ -73,7 +85,7 @@ fn claimed_from_row(row: &Row<'_>) -> Result<ClaimedDelivery, StoreError> {
         target: TargetKind::parse(&target).ok_or_else(|| corrupt("target", &target))?,
         target_attempts: count(row, "target_attempts")?,
         attempt_count: count(row, "attempt_count")?,
-        fields: Vec::new(),
+        fields,
     })
 }
 
@@ -81,7 +93,8 @@ pub(super) fn next_due_at(conn: &Connection) -> Result<Option<DateTime<Utc>>, St
     let micros: Option<i64> = conn
         .prepare_cached(
             "SELECT MIN(MAX(d.next_attempt_at, COALESCE(d.leased_until, 0))) FROM deliveries d \
-             WHERE d.status = 'pending' AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.status = 'pending' \
+             WHERE d.status = 'pending' AND d.next_attempt_at IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.status = 'pending' \
              AND e.call_uuid = d.call_uuid AND e.url = d.url AND e.sequence < d.sequence)",
         )?
         .query_row([], |row| row.get(0))?;
@@ -93,9 +106,13 @@ pub(super) fn record_attempts(
     finished: &[FinishedAttempt],
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let mut waiting = conn.prepare_cached(
-        "SELECT EXISTS (SELECT 1 FROM deliveries d JOIN deliveries e ON e.call_uuid = d.call_uuid \
-         AND e.url = d.url AND e.sequence > d.sequence WHERE d.delivery_id = ? AND e.status = 'pending')",
+    // The next event of the call to the same URL, waiting without a due time, is due now.
+    let mut promote = conn.prepare_cached(
+        "UPDATE deliveries SET next_attempt_at = ?1 WHERE status = 'pending' AND next_attempt_at IS NULL \
+         AND (call_uuid, url, sequence) = \
+             (SELECT e.call_uuid, e.url, MIN(e.sequence) FROM deliveries d JOIN deliveries e \
+              ON e.call_uuid = d.call_uuid AND e.url = d.url AND e.sequence > d.sequence \
+              WHERE d.delivery_id = ?2 AND e.status = 'pending' AND e.next_attempt_at IS NULL)",
     )?;
     let mut unblocked = false;
     let mut insert = conn.prepare_cached(
@@ -132,7 +149,7 @@ pub(super) fn record_attempts(
             AfterAttempt::Failed => ("failed", None, target, None),
         };
         let to_fallback = matches!(item.after, AfterAttempt::FallbackAt(_));
-        update.execute(params![
+        let moved = update.execute(params![
             status,
             next,
             new_target,
@@ -141,14 +158,14 @@ pub(super) fn record_attempts(
             delivery_id,
             item.lease_until.map(time_to_db),
             to_fallback,
-        ])?;
-        unblocked = unblocked
-            || match item.after {
-                AfterAttempt::RetryAt(_) | AfterAttempt::FallbackAt(_) => true,
-                AfterAttempt::Delivered | AfterAttempt::Failed => {
-                    waiting.query_row([delivery_id], |row| row.get(0))?
-                }
-            };
+        ])? > 0;
+        let more = match item.after {
+            AfterAttempt::RetryAt(_) | AfterAttempt::FallbackAt(_) => true,
+            AfterAttempt::Delivered | AfterAttempt::Failed => {
+                moved && promote.execute(params![time_to_db(now), delivery_id])? > 0
+            }
+        };
+        unblocked |= more;
     }
     Ok(unblocked)
 }
