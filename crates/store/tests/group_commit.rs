@@ -97,3 +97,38 @@ async fn a_write_failing_half_way_leaves_nothing_and_its_batch_neighbours_are_ke
         Some(answer)
     );
 }
+
+#[tokio::test]
+async fn a_write_failing_half_way_alone_in_its_transaction_leaves_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}/test.db", dir.path().display());
+    let store = SqliteStore::open(&url, Vault::new([5; 32])).await.expect("open");
+    store.migrate().await.expect("migrate");
+    let auth_id = store
+        .create_account("Alone", None, at(0))
+        .await
+        .expect("account")
+        .account
+        .auth_id;
+    let taken = call(&auth_id, 0);
+    store.create_call(&taken, None, at(0)).await.expect("first call");
+    let answer = IdempotentAnswer {
+        request_hash: [9; 32],
+        status: 201,
+        body: "{}".to_owned(),
+    };
+    let refused = store.create_call(&taken, Some(("key-2", answer)), at(1)).await;
+    assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
+    assert_eq!(
+        store
+            .idempotent_answer(&auth_id, "key-2", at(2))
+            .await
+            .expect("read"),
+        None,
+        "the idempotency key written before the refusal was rolled back"
+    );
+    store
+        .create_call(&call(&auth_id, 1), None, at(3))
+        .await
+        .expect("the writer goes on after a rolled-back write");
+}

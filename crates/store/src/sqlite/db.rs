@@ -246,15 +246,31 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
         fail_all(batch.into_iter().map(|job| job(None).1), &error);
         return;
     }
+    // A job alone in its transaction needs no savepoint: the transaction is its savepoint.
+    let alone = batch.len() == 1;
     let mut replies = Vec::with_capacity(batch.len());
     let mut jobs = batch.into_iter();
     while let Some(job) = jobs.next() {
-        if let Err(error) = sql(conn, "SAVEPOINT job") {
-            let (_, reply) = job(None);
-            reply(Err(&error));
-            continue;
+        if !alone {
+            if let Err(error) = sql(conn, "SAVEPOINT job") {
+                let (_, reply) = job(None);
+                reply(Err(&error));
+                continue;
+            }
         }
         let (ok, reply) = job(Some(conn));
+        if alone {
+            if !ok {
+                // Nothing to commit; the answer is the job's own error.
+                if let Err(error) = sql(conn, "ROLLBACK") {
+                    tracing::error!(%error, "rolling back a failed write failed");
+                }
+                reply(Ok(()));
+                return;
+            }
+            replies.push(reply);
+            continue;
+        }
         replies.push(reply);
         let ended = if ok {
             sql(conn, "RELEASE job")
