@@ -114,6 +114,12 @@ pub(super) fn record_attempts(
               ON e.call_uuid = d.call_uuid AND e.url = d.url AND e.sequence > d.sequence \
               WHERE d.delivery_id = ?2 AND e.status = 'pending' AND e.next_attempt_at IS NULL)",
     )?;
+    // A later pending event that already has a due time (a redelivered event went in front of
+    // it) may be claimable now too.
+    let mut behind = conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM deliveries d JOIN deliveries e ON e.call_uuid = d.call_uuid \
+         AND e.url = d.url AND e.sequence > d.sequence WHERE d.delivery_id = ? AND e.status = 'pending')",
+    )?;
     let mut unblocked = false;
     let mut insert = conn.prepare_cached(
         "INSERT INTO attempts (delivery_id, attempt, target, url, started_at, latency_ms, status_code, error, \
@@ -162,7 +168,9 @@ pub(super) fn record_attempts(
         let more = match item.after {
             AfterAttempt::RetryAt(_) | AfterAttempt::FallbackAt(_) => true,
             AfterAttempt::Delivered | AfterAttempt::Failed => {
-                moved && promote.execute(params![time_to_db(now), delivery_id])? > 0
+                moved
+                    && (promote.execute(params![time_to_db(now), delivery_id])? > 0
+                        || behind.query_row([delivery_id], |row| row.get::<_, bool>(0))?)
             }
         };
         unblocked |= more;
