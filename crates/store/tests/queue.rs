@@ -388,3 +388,46 @@ async fn a_delivery_behind_an_earlier_event_has_no_due_time_until_that_one_ends(
     let second = store.claim_due(10, at(13), at(30)).await.expect("claim");
     assert_eq!(second.iter().map(|d| d.sequence).collect::<Vec<_>>(), vec![2]);
 }
+
+#[tokio::test]
+async fn a_delivery_whose_row_does_not_decode_is_failed_and_the_next_event_moves_on() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("test.db");
+    let store = SqliteStore::open(&format!("sqlite://{}", path.display()), Vault::new([3; 32]))
+        .await
+        .expect("open");
+    store.migrate().await.expect("migrate");
+    let call = call_to(&store, "http://127.0.0.1:9/a").await;
+    store
+        .apply_report(None, &call.call_uuid, Report::Ring, at(5), at(5))
+        .await
+        .expect("ring");
+    // The first event's fields altered outside Hookline.
+    let outside = rusqlite::Connection::open(&path).expect("open directly");
+    outside
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .expect("busy timeout");
+    let altered = outside
+        .execute(
+            "UPDATE events SET fields = 'not json' WHERE call_uuid = ? AND sequence = 1",
+            [call.call_uuid.to_string()],
+        )
+        .expect("alter");
+    assert_eq!(altered, 1);
+
+    assert!(
+        store
+            .claim_due(10, at(10), at(20))
+            .await
+            .expect("the claim itself works")
+            .is_empty(),
+        "the undecodable delivery is not handed out"
+    );
+    let log = store
+        .call_deliveries(&call.auth_id, &call.call_uuid)
+        .await
+        .expect("log");
+    assert_eq!(log[0].status.as_str(), "failed");
+    let next = store.claim_due(10, at(11), at(30)).await.expect("claim");
+    assert_eq!(next.iter().map(|d| d.sequence).collect::<Vec<_>>(), vec![2]);
+}

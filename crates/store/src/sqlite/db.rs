@@ -41,12 +41,13 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0002_calls.sql"),
     include_str!("../../migrations/sqlite/0003_delivery.sql"),
     include_str!("../../migrations/sqlite/0004_append_only_indexes.sql"),
+    include_str!("../../migrations/sqlite/0005_waiting_deliveries.sql"),
 ];
 
 /// A job's result, sent once the transaction it ran in has committed (or failed to).
 type Reply = Box<dyn FnOnce(Result<(), &rusqlite::Error>) + Send>;
-/// A write job: runs inside a savepoint (`None`: it cannot run, the transaction did not
-/// start); `false` rolls the savepoint back.
+/// A write job: runs inside its own savepoint, or alone in the transaction (`None`: it cannot
+/// run, the transaction did not start); `false` rolls its writes back.
 type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Reply) + Send>;
 
 #[derive(Clone)]

@@ -92,8 +92,9 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
+        // Through the writer: a store whose writer stopped cannot accept events, so is not ready.
         self.db
-            .read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+            .write(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
             .await
     }
 

@@ -36,13 +36,22 @@ pub(super) fn claim_due(
         params![time_to_db(now), time_to_db(lease_until), limit],
         |row| Ok((row.get::<_, i64>("delivery_id")?, claimed_from_row(conn, row))),
     )?;
-    // A row that does not decode keeps its lease (it comes back when the lease expires, and is
-    // logged each time) instead of failing the claim: it would be first in every claim.
+    // A row that does not decode can never be sent: it is failed (and the events waiting behind
+    // it move on) instead of failing every claim, where it would always come first.
     let mut claimed = Vec::with_capacity(rows.len());
     for (delivery_id, row) in rows {
         match row {
             Ok(delivery) => claimed.push(delivery),
-            Err(error) => tracing::error!(%error, delivery_id, "a claimed delivery does not decode"),
+            Err(error) => {
+                tracing::error!(%error, delivery_id, "a claimed delivery does not decode; it is failed");
+                execute(
+                    conn,
+                    "UPDATE deliveries SET status = 'failed', leased_until = NULL, updated_at = ? \
+                     WHERE delivery_id = ?",
+                    params![time_to_db(now), delivery_id],
+                )?;
+                promote_next(conn, delivery_id, now)?;
+            }
         }
     }
     claimed.sort_by_key(|c| c.delivery_id);
@@ -106,16 +115,8 @@ pub(super) fn record_attempts(
     finished: &[FinishedAttempt],
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    // The next event of the call to the same URL, waiting without a due time, is due now.
-    let mut promote = conn.prepare_cached(
-        "UPDATE deliveries SET next_attempt_at = ?1 WHERE status = 'pending' AND next_attempt_at IS NULL \
-         AND (call_uuid, url, sequence) = \
-             (SELECT e.call_uuid, e.url, MIN(e.sequence) FROM deliveries d JOIN deliveries e \
-              ON e.call_uuid = d.call_uuid AND e.url = d.url AND e.sequence > d.sequence \
-              WHERE d.delivery_id = ?2 AND e.status = 'pending' AND e.next_attempt_at IS NULL)",
-    )?;
     // A later pending event that already has a due time (a redelivered event went in front of
-    // it) may be claimable now too.
+    // it, or a sibling channel to the same URL ended first) may be claimable now too.
     let mut behind = conn.prepare_cached(
         "SELECT EXISTS (SELECT 1 FROM deliveries d JOIN deliveries e ON e.call_uuid = d.call_uuid \
          AND e.url = d.url AND e.sequence > d.sequence WHERE d.delivery_id = ? AND e.status = 'pending')",
@@ -169,13 +170,31 @@ pub(super) fn record_attempts(
             AfterAttempt::RetryAt(_) | AfterAttempt::FallbackAt(_) => true,
             AfterAttempt::Delivered | AfterAttempt::Failed => {
                 moved
-                    && (promote.execute(params![time_to_db(now), delivery_id])? > 0
+                    && (promote_next(conn, delivery_id, now)?
                         || behind.query_row([delivery_id], |row| row.get::<_, bool>(0))?)
             }
         };
         unblocked |= more;
     }
     Ok(unblocked)
+}
+
+/// Makes the next waiting event of the call to the same URL as `delivery_id` (which just
+/// ended) due now — unless another event before it is still pending. Returns whether it did.
+fn promote_next(conn: &Connection, delivery_id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let promoted = execute(
+        conn,
+        "UPDATE deliveries SET next_attempt_at = ?1 WHERE status = 'pending' AND next_attempt_at IS NULL \
+         AND (call_uuid, url, sequence) = \
+             (SELECT e.call_uuid, e.url, MIN(e.sequence) FROM deliveries d JOIN deliveries e \
+              ON e.call_uuid = d.call_uuid AND e.url = d.url AND e.sequence > d.sequence \
+              WHERE d.delivery_id = ?2 AND e.status = 'pending' AND e.next_attempt_at IS NULL) \
+         AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.status = 'pending' \
+              AND p.call_uuid = deliveries.call_uuid AND p.url = deliveries.url \
+              AND p.sequence < deliveries.sequence)",
+        params![time_to_db(now), delivery_id],
+    )?;
+    Ok(promoted > 0)
 }
 
 pub(super) fn release(
