@@ -25,8 +25,8 @@ fn call(auth_id: &domain::AuthId, n: u128) -> Call {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_write_failing_half_way_leaves_nothing_and_its_batch_neighbours_are_kept() {
+/// A store with one account and one call (whose id a second call would take again).
+async fn store_with_a_call() -> (Arc<SqliteStore>, domain::AuthId, Call, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}/test.db", dir.path().display());
     let store = Arc::new(SqliteStore::open(&url, Vault::new([5; 32])).await.expect("open"));
@@ -39,6 +39,12 @@ async fn a_write_failing_half_way_leaves_nothing_and_its_batch_neighbours_are_ke
         .auth_id;
     let taken = call(&auth_id, 0);
     store.create_call(&taken, None, at(0)).await.expect("first call");
+    (store, auth_id, taken, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_failing_half_way_leaves_nothing_and_its_batch_neighbours_are_kept() {
+    let (store, auth_id, taken, _dir) = store_with_a_call().await;
 
     let answer = IdempotentAnswer {
         request_hash: [7; 32],
@@ -100,18 +106,7 @@ async fn a_write_failing_half_way_leaves_nothing_and_its_batch_neighbours_are_ke
 
 #[tokio::test]
 async fn a_write_failing_half_way_alone_in_its_transaction_leaves_nothing() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}/test.db", dir.path().display());
-    let store = SqliteStore::open(&url, Vault::new([5; 32])).await.expect("open");
-    store.migrate().await.expect("migrate");
-    let auth_id = store
-        .create_account("Alone", None, at(0))
-        .await
-        .expect("account")
-        .account
-        .auth_id;
-    let taken = call(&auth_id, 0);
-    store.create_call(&taken, None, at(0)).await.expect("first call");
+    let (store, auth_id, taken, _dir) = store_with_a_call().await;
     let answer = IdempotentAnswer {
         request_hash: [9; 32],
         status: 201,
