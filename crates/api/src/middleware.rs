@@ -23,7 +23,10 @@ async fn rewrite_and_tag(mut request: Request, next: Next) -> Response {
     if let Some(uri) = primary_uri(request.uri()) {
         *request.uri_mut() = uri;
     }
-    let api_id = uuid::Uuid::new_v4().to_string();
+    // From the thread's RNG: `new_v4` asks the kernel for every id, a syscall per request.
+    let api_id = uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string();
     let span = tracing::info_span!("request", api_id = %api_id, method = %request.method(), path = %request.uri().path());
     let mut response = {
         let _guard = span.enter();
@@ -41,6 +44,10 @@ async fn rewrite_and_tag(mut request: Request, next: Next) -> Response {
 /// The primary spelling of `uri`'s path, or `None` when it already is primary.
 fn primary_uri(uri: &Uri) -> Option<Uri> {
     let path = uri.path();
+    // Most requests already use the primary spelling: no capitals, no trailing slash.
+    if !path.bytes().any(|b| b.is_ascii_uppercase()) && (path == "/" || !path.ends_with('/')) {
+        return None;
+    }
     let primary = primary_path(path);
     if primary == path {
         return None;

@@ -85,7 +85,13 @@ fn insert_call(conn: &Connection, call: &Call, now: DateTime<Utc>) -> Result<(),
             time_to_db(now),
         ],
     )
-    .map_err(super::unique_is_conflict)?;
+    .map_err(|error| {
+        if error.is_foreign_key_violation() {
+            StoreError::NotFound
+        } else {
+            super::unique_is_conflict(error)
+        }
+    })?;
     Ok(())
 }
 
