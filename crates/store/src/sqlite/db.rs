@@ -3,7 +3,8 @@
 //!
 //! SQLite has one writer. Every write runs on a dedicated OS thread that owns the only writing
 //! connection; what queued up while it was busy runs together in one transaction, each job in
-//! its own savepoint (a failing job rolls back alone), and every caller hears back only after
+//! its own savepoint (a failing job rolls back alone; a job alone needs none), and every caller
+//! hears back only after
 //! the shared COMMIT. So one commit pays for many events, statements are prepared once and
 //! cached, and no async runtime hand-off sits between the statements of a transaction.
 //! Readers run on tokio's blocking threads; WAL lets them read beside the writer.
