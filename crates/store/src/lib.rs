@@ -250,8 +250,9 @@ pub struct DeliveryRecord {
     pub attempts: Vec<AttemptRecord>,
 }
 
-/// The storage interface. Every method is one short transaction; none is held across I/O
-/// outside the database.
+/// The storage interface. Every method is atomic and short (a backend may commit several
+/// callers' writes together, as SQLite's writer thread does); none is held across I/O outside
+/// the database.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Checks that the database answers (for `/readyz`).
