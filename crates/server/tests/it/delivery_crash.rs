@@ -118,7 +118,7 @@ async fn wait_for_every_event(receiver: &Receiver) -> Vec<Arrival> {
 }
 
 /// Checks that every event of every call arrived, that an event id always names the same
-/// event, and that duplicates are few (only attempts in flight at the crash). Returns the
+/// event, and that duplicates are few (only sends whose result the crash lost). Returns the
 /// event ids.
 fn check_duplicates(arrivals: &[Arrival], calls: &[String]) -> HashSet<String> {
     let mut by_event: HashMap<String, (String, u32, String)> = HashMap::new();
