@@ -183,10 +183,7 @@ fn record_event(
     )?;
     // A delivery behind an earlier pending event of the call to the same URL waits without a
     // due time; recording its predecessor's end gives it one. Claims then never scan it.
-    let mut behind = conn.prepare_cached(
-        "SELECT EXISTS (SELECT 1 FROM deliveries WHERE call_uuid = ? AND url = ? AND status = 'pending' \
-         AND sequence < ?)",
-    )?;
+    let mut behind = conn.prepare_cached(concat!("SELECT ", earlier_pending!("?1", "?2", "?3")))?;
     for (channel, resolution) in plan {
         let status = match resolution.verdict {
             Verdict::Send => DeliveryStatus::Pending,

@@ -23,6 +23,23 @@ use crate::{
     SecretDeletion, SecretInfo, SigningKeys, Store, StoreError,
 };
 
+/// The ordering rule of the queue, in one place: an earlier event of the same call to the same
+/// URL is still pending. The arguments are SQL expressions for the delivery's call uuid, URL and
+/// sequence (columns of an outer row, or parameters).
+macro_rules! earlier_pending {
+    ($call:literal, $url:literal, $sequence:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM deliveries p WHERE p.status = 'pending' AND p.call_uuid = ",
+            $call,
+            " AND p.url = ",
+            $url,
+            " AND p.sequence < ",
+            $sequence,
+            ")"
+        )
+    };
+}
+
 mod calls;
 mod db;
 mod queue;

@@ -25,14 +25,15 @@ pub(super) fn claim_due(
     // Claimable: due, pending, not leased, and first in line for its call and URL.
     let rows = all(
         conn,
-        "UPDATE deliveries SET leased_until = ?2 WHERE delivery_id IN \
-         (SELECT d.delivery_id FROM deliveries d WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 \
-            AND (d.leased_until IS NULL OR d.leased_until <= ?1) \
-            AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.status = 'pending' AND e.call_uuid = d.call_uuid \
-                            AND e.url = d.url AND e.sequence < d.sequence) \
-          ORDER BY d.next_attempt_at, d.delivery_id LIMIT ?3) \
-         RETURNING delivery_id, event_id, call_uuid, auth_id, sequence, event, channel, level, url, method, \
-         fallback_url, target, target_attempts, attempt_count",
+        concat!(
+            "UPDATE deliveries SET leased_until = ?2 WHERE delivery_id IN \
+             (SELECT d.delivery_id FROM deliveries d WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 \
+                AND (d.leased_until IS NULL OR d.leased_until <= ?1) AND NOT ",
+            earlier_pending!("d.call_uuid", "d.url", "d.sequence"),
+            " ORDER BY d.next_attempt_at, d.delivery_id LIMIT ?3) \
+             RETURNING delivery_id, event_id, call_uuid, auth_id, sequence, event, channel, level, url, method, \
+             fallback_url, target, target_attempts, attempt_count"
+        ),
         params![time_to_db(now), time_to_db(lease_until), limit],
         |row| Ok((row.get::<_, i64>("delivery_id")?, claimed_from_row(conn, row))),
     )?;
@@ -100,12 +101,11 @@ fn claimed_from_row(conn: &Connection, row: &Row<'_>) -> Result<ClaimedDelivery,
 
 pub(super) fn next_due_at(conn: &Connection) -> Result<Option<DateTime<Utc>>, StoreError> {
     let micros: Option<i64> = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "SELECT MIN(MAX(d.next_attempt_at, COALESCE(d.leased_until, 0))) FROM deliveries d \
-             WHERE d.status = 'pending' AND d.next_attempt_at IS NOT NULL \
-             AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.status = 'pending' \
-             AND e.call_uuid = d.call_uuid AND e.url = d.url AND e.sequence < d.sequence)",
-        )?
+             WHERE d.status = 'pending' AND d.next_attempt_at IS NOT NULL AND NOT ",
+            earlier_pending!("d.call_uuid", "d.url", "d.sequence")
+        ))?
         .query_row([], |row| row.get(0))?;
     micros.map(time_from_db).transpose()
 }
@@ -184,14 +184,15 @@ pub(super) fn record_attempts(
 fn promote_next(conn: &Connection, delivery_id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
     let promoted = execute(
         conn,
-        "UPDATE deliveries SET next_attempt_at = ?1 WHERE status = 'pending' AND next_attempt_at IS NULL \
-         AND (call_uuid, url, sequence) = \
-             (SELECT e.call_uuid, e.url, MIN(e.sequence) FROM deliveries d JOIN deliveries e \
-              ON e.call_uuid = d.call_uuid AND e.url = d.url AND e.sequence > d.sequence \
-              WHERE d.delivery_id = ?2 AND e.status = 'pending' AND e.next_attempt_at IS NULL) \
-         AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.status = 'pending' \
-              AND p.call_uuid = deliveries.call_uuid AND p.url = deliveries.url \
-              AND p.sequence < deliveries.sequence)",
+        concat!(
+            "UPDATE deliveries SET next_attempt_at = ?1 WHERE status = 'pending' AND next_attempt_at IS NULL \
+             AND (call_uuid, url, sequence) = \
+                 (SELECT e.call_uuid, e.url, MIN(e.sequence) FROM deliveries d JOIN deliveries e \
+                  ON e.call_uuid = d.call_uuid AND e.url = d.url AND e.sequence > d.sequence \
+                  WHERE d.delivery_id = ?2 AND e.status = 'pending' AND e.next_attempt_at IS NULL) \
+             AND NOT ",
+            earlier_pending!("deliveries.call_uuid", "deliveries.url", "deliveries.sequence")
+        ),
         params![time_to_db(now), delivery_id],
     )?;
     Ok(promoted > 0)
