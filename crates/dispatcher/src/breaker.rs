@@ -1,6 +1,6 @@
-//! The circuit breaker of one target host (scheme, host, port): after `threshold` failures in
-//! a row the host is paused; when the pause ends one probe goes through (half-open), and its
-//! outcome closes the breaker or pauses the host again. Pure: time comes in as an argument.
+//! The circuit breaker of one target (an endpoint or a host, see `targets`): after `threshold`
+//! failures in a row the target is paused; when the pause ends one probe goes through (half-open), and its
+//! outcome closes the breaker or pauses the target again. Pure: time comes in as an argument.
 //! A paused delivery is not an attempt: it is released with a later due time, never dropped.
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -11,7 +11,7 @@ pub struct BreakerConfig {
     pub pause: TimeDelta,
 }
 
-/// What the breaker says about sending to its host now.
+/// What the breaker says about sending to its target now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
     Go,
@@ -41,12 +41,23 @@ impl Breaker {
         }
     }
 
+    /// Failures were counted since the last success: the target is paused, probing, or may be
+    /// failing.
+    pub fn is_suspect(&self) -> bool {
+        self.failures > 0 || self.open_until.is_some()
+    }
+
+    /// The target was paused and no probe has closed the breaker since.
+    pub fn is_paused(&self) -> bool {
+        self.open_until.is_some()
+    }
+
     /// The probe was not sent after all: let the next attempt probe instead.
     pub fn abandon_probe(&mut self) {
         self.probing = false;
     }
 
-    /// Records an attempt's outcome; `failed` means the host looks unhealthy.
+    /// Records an attempt's outcome; `failed` means the target looks unhealthy.
     pub fn record(&mut self, failed: bool, now: DateTime<Utc>, config: BreakerConfig) {
         if !failed {
             *self = Breaker::default();

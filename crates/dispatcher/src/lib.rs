@@ -5,8 +5,9 @@
 //! - **Wake-ups**: `wake()` after new events means no polling delay on the happy path; otherwise
 //!   the loop sleeps until the store's next due time (capped by `idle_poll`, so work queued by
 //!   another process is found too).
-//! - **Isolation**: a global bound on in-flight attempts, a semaphore per target host, and a
-//!   circuit breaker per host; a paused delivery is released with a later due time, not dropped.
+//! - **Isolation**: a global bound on in-flight attempts; per target host a ceiling that its
+//!   endpoints (URLs without query) share fairly, and circuit breakers per endpoint and per host
+//!   (`targets`); a paused delivery is released with a later due time, not dropped.
 //! - **Ordering** is the store's: a delivery is claimable only when no earlier event of its call
 //!   to the same URL is pending.
 //! - **Durability**: the lease is committed before sending and the result in a second short
@@ -15,8 +16,9 @@
 mod breaker;
 mod metrics;
 pub mod request;
+mod targets;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,24 +27,18 @@ use chrono::{DateTime, TimeDelta, Utc};
 use domain::retry::{decide, parse_retry_after, AttemptOutcome, Decision, RetryPolicy};
 use domain::{AuthId, TargetKind};
 use rand::Rng;
-use sender::{ErrorKind, Outcome, Sender};
+use sender::{ErrorKind, Sender};
 use store::{AfterAttempt, AttemptRecord, ClaimedDelivery, FinishedAttempt, SigningKeys, Store, StoreError};
 use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use breaker::BreakerConfig;
-use breaker::{Admission, Breaker};
 pub use metrics::Metrics;
+use targets::{Slot, Targets};
 
 /// How long signing keys are cached: a rotated token or secret signs within this long.
 const KEY_CACHE_TTL: Duration = Duration::from_secs(2);
-
-/// A host takes at most this many claimed deliveries per permit of `per_host_concurrency`
-/// (waiting or sending); what is claimed beyond that goes back to the queue for
-/// [`SATURATED_HOST_DEFERRAL`], so one slow host cannot fill the engine's in-flight capacity.
-const HOST_QUEUE_PER_PERMIT: usize = 4;
-const SATURATED_HOST_DEFERRAL: Duration = Duration::from_millis(250);
 
 /// Most attempts written in one transaction by the recorder (group commit).
 const RECORD_BATCH: usize = 256;
@@ -68,46 +64,13 @@ pub struct DispatcherConfig {
     pub idle_poll: Duration,
 }
 
-struct Host {
-    permits: Arc<Semaphore>,
-    breaker: Breaker,
-    /// Claimed deliveries of this host in this process, waiting or sending.
-    queued: usize,
-}
-
-/// A claimed delivery's place in its host's share; freed on drop.
-struct HostSlot {
-    engine: Dispatcher,
-    key: String,
-}
-
-impl HostSlot {
-    fn key(&self) -> &str {
-        &self.key
-    }
-}
-
-impl Drop for HostSlot {
-    fn drop(&mut self) {
-        let mut hosts = self
-            .engine
-            .inner
-            .hosts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(host) = hosts.get_mut(&self.key) {
-            host.queued = host.queued.saturating_sub(1);
-        }
-    }
-}
-
 struct Inner {
     store: Arc<dyn Store>,
     sender: Sender,
     config: DispatcherConfig,
     wake: Notify,
     in_flight: Arc<Semaphore>,
-    hosts: Mutex<HashMap<String, Host>>,
+    targets: Arc<Targets>,
     keys: Mutex<HashMap<AuthId, (tokio::time::Instant, SigningKeys)>>,
     tasks: TaskTracker,
     metrics: Arc<Metrics>,
@@ -135,6 +98,7 @@ impl Dispatcher {
         metrics: Arc<Metrics>,
     ) -> Dispatcher {
         let (recorder, recordings) = mpsc::unbounded_channel();
+        let targets = Targets::new(config.per_host_concurrency, sender.timeout());
         tokio::spawn(record_loop(Arc::clone(&store), recordings));
         Dispatcher {
             inner: Arc::new(Inner {
@@ -142,12 +106,12 @@ impl Dispatcher {
                 claim_size: std::sync::atomic::AtomicUsize::new(FIRST_CLAIM),
                 capacity_bound: AtomicBool::new(false),
                 store,
-                sender,
                 in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
                 config,
                 wake: Notify::new(),
-                hosts: Mutex::new(HashMap::new()),
+                targets,
                 keys: Mutex::new(HashMap::new()),
+                sender,
                 tasks: TaskTracker::new(),
                 metrics,
                 stopping: CancellationToken::new(),
@@ -182,15 +146,25 @@ impl Dispatcher {
             count == limit as usize && limit as usize == available,
             Ordering::Relaxed,
         );
-        let mut deferred = Vec::new();
+        // Deliveries beyond their endpoint's or host's claimed share, by how long they go back.
+        let mut deferred: BTreeMap<Duration, Vec<i64>> = BTreeMap::new();
+        let mut n_deferred = 0;
         for delivery in claimed {
-            let Some(slot) = self.take_host_slot(origin_key(delivery.target_url())) else {
-                deferred.push(delivery.delivery_id);
-                continue;
+            let slot = match inner.targets.claim(delivery.target_url()) {
+                Ok(slot) => slot,
+                Err(targets::Deferral(by)) => {
+                    deferred.entry(by).or_default().push(delivery.delivery_id);
+                    n_deferred += 1;
+                    continue;
+                }
             };
             let Ok(permit) = Arc::clone(&inner.in_flight).try_acquire_owned() else {
                 // Cannot happen (we claimed at most the available permits).
-                deferred.push(delivery.delivery_id);
+                deferred
+                    .entry(Duration::ZERO)
+                    .or_default()
+                    .push(delivery.delivery_id);
+                n_deferred += 1;
                 continue;
             };
             let engine = self.clone();
@@ -204,9 +178,9 @@ impl Dispatcher {
                 }
             });
         }
-        let next_size = if deferred.len() * 2 > count {
+        let next_size = if n_deferred * 2 > count {
             (size / 2).max(MIN_CLAIM)
-        } else if count == limit as usize && deferred.is_empty() {
+        } else if count == limit as usize && n_deferred == 0 {
             (size * 2).min(inner.config.max_in_flight)
         } else {
             size
@@ -214,10 +188,9 @@ impl Dispatcher {
         inner
             .claim_size
             .store(next_size, std::sync::atomic::Ordering::Relaxed);
-        if !deferred.is_empty() {
-            let later = now + delta(SATURATED_HOST_DEFERRAL);
-            if let Err(error) = inner.store.release(&deferred, later).await {
-                tracing::warn!(%error, n = deferred.len(), "deferring deliveries of saturated hosts failed");
+        for (by, ids) in deferred {
+            if let Err(error) = inner.store.release(&ids, now + delta(by)).await {
+                tracing::warn!(%error, n = ids.len(), "deferring deliveries of saturated endpoints failed");
             }
         }
         Ok(count)
@@ -271,58 +244,6 @@ impl Dispatcher {
         }
     }
 
-    /// Counts a claimed delivery against its host, unless the host already has its share. The
-    /// slot is given back when the returned guard drops: once the request is over (waiting for
-    /// the result to be recorded is not the host's doing).
-    fn take_host_slot(&self, key: String) -> Option<HostSlot> {
-        let cap = self.inner.config.per_host_concurrency * HOST_QUEUE_PER_PERMIT;
-        let mut hosts = self
-            .inner
-            .hosts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let host = hosts.entry(key.clone()).or_insert_with(|| self.new_host());
-        if host.queued >= cap {
-            return None;
-        }
-        host.queued += 1;
-        Some(HostSlot {
-            engine: self.clone(),
-            key,
-        })
-    }
-
-    fn new_host(&self) -> Host {
-        Host {
-            permits: Arc::new(Semaphore::new(self.inner.config.per_host_concurrency)),
-            breaker: Breaker::default(),
-            queued: 0,
-        }
-    }
-
-    fn host(&self, key: &str) -> Arc<Semaphore> {
-        let mut hosts = self
-            .inner
-            .hosts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Arc::clone(
-            &hosts
-                .entry(key.to_owned())
-                .or_insert_with(|| self.new_host())
-                .permits,
-        )
-    }
-
-    fn with_breaker<T>(&self, key: &str, f: impl FnOnce(&mut Breaker) -> T) -> Option<T> {
-        let mut hosts = self
-            .inner
-            .hosts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        hosts.get_mut(key).map(|host| f(&mut host.breaker))
-    }
-
     async fn keys(&self, auth_id: &AuthId) -> Result<SigningKeys, StoreError> {
         let fresh = |at: &tokio::time::Instant| at.elapsed() < KEY_CACHE_TTL;
         if let Ok(cache) = self.inner.keys.lock() {
@@ -342,9 +263,8 @@ impl Dispatcher {
     /// One attempt of one claimed delivery, start to recorded result. Returns whether other
     /// work may have become claimable (the delivery went back to the queue, is due again, or
     /// let a later event of its call through).
-    async fn attempt(&self, delivery: ClaimedDelivery, slot: HostSlot, lease_until: DateTime<Utc>) -> bool {
+    async fn attempt(&self, delivery: ClaimedDelivery, slot: Slot, lease_until: DateTime<Utc>) -> bool {
         let url = delivery.target_url().to_owned();
-        let host_key = slot.key().to_owned();
         // Wait for the host only while the lease still covers a whole attempt after it: a
         // delivery sent after its lease expired could be sent twice. Guarded by the delivery test
         // `a_delivery_queued_behind_a_busy_host_longer_than_its_lease_is_sent_once`.
@@ -353,13 +273,7 @@ impl Dispatcher {
             .to_std()
             .unwrap_or_default()
             .saturating_sub(margin);
-        let permit = tokio::select! {
-            permit = tokio::time::timeout(patience, self.host(&host_key).acquire_owned()) => {
-                permit.ok().and_then(Result::ok)
-            }
-            () = self.inner.stopping.cancelled() => None,
-        };
-        let Some(host_permit) = permit else {
+        let Some(send_permit) = slot.send_permit(patience, &self.inner.stopping).await else {
             // Not sent: back in the queue at once, without an attempt.
             if let Err(error) = self
                 .inner
@@ -380,15 +294,15 @@ impl Dispatcher {
             return true;
         }
         let config = self.inner.config.breaker;
-        let admission = self
-            .with_breaker(&host_key, |b| b.admit(clock::now(), config))
-            .unwrap_or(Admission::Go);
-        if let Admission::Wait(until) = admission {
-            if let Err(error) = self.inner.store.release(&[delivery.delivery_id], until).await {
-                tracing::warn!(%error, delivery_id = delivery.delivery_id, "releasing a paused delivery failed");
+        let probes = match slot.admit(clock::now(), config) {
+            Ok(probes) => probes,
+            Err(until) => {
+                if let Err(error) = self.inner.store.release(&[delivery.delivery_id], until).await {
+                    tracing::warn!(%error, delivery_id = delivery.delivery_id, "releasing a paused delivery failed");
+                }
+                return true;
             }
-            return true;
-        }
+        };
         let keys = match self.keys(&delivery.auth_id).await {
             Ok(keys) => keys,
             Err(error) => {
@@ -398,9 +312,7 @@ impl Dispatcher {
                     .store
                     .release(&[delivery.delivery_id], clock::now() + TimeDelta::seconds(5))
                     .await;
-                if admission == Admission::Probe {
-                    self.with_breaker(&host_key, Breaker::abandon_probe);
-                }
+                slot.abandon(probes);
                 return true;
             }
         };
@@ -422,14 +334,14 @@ impl Dispatcher {
             &fresh(started_at),
         );
         let outcome = self.inner.sender.send(request).await;
-        // The request is over: the host's concurrency permit goes now, not after the result is
+        // The request is over: the permits and the claimed slot go now, not after the result is
         // recorded (which waits for the writer). Ordering does not depend on it: a later event
         // becomes claimable only once this result is committed.
-        drop(host_permit);
-        drop(slot);
+        drop(send_permit);
         self.inner.metrics.attempt(&outcome);
         let now = clock::now();
-        self.with_breaker(&host_key, |b| b.record(host_failing(&outcome), now, config));
+        slot.record(&outcome, now, config);
+        drop(slot);
         let retry_after = outcome
             .retry_after
             .as_deref()
@@ -505,28 +417,6 @@ async fn record_loop(store: Arc<dyn Store>, mut recordings: mpsc::UnboundedRecei
     }
 }
 
-/// Whether an outcome says the host itself is unhealthy (for its breaker): no answer, or 5xx/429.
-fn host_failing(outcome: &Outcome) -> bool {
-    match outcome.error {
-        None | Some(ErrorKind::Blocked) | Some(ErrorKind::Dns) => false,
-        Some(ErrorKind::Status) => outcome.status_code.is_some_and(|c| c >= 500 || c == 429),
-        Some(ErrorKind::Timeout | ErrorKind::Connect | ErrorKind::Tls) => true,
-    }
-}
-
-/// `scheme://host:port` of a URL: the key of per-host limits and the breaker.
-fn origin_key(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(parsed) => format!(
-            "{}://{}:{}",
-            parsed.scheme(),
-            parsed.host_str().unwrap_or(""),
-            parsed.port_or_known_default().unwrap_or(0)
-        ),
-        Err(_) => url.to_owned(),
-    }
-}
-
 fn fresh(now: DateTime<Utc>) -> request::Freshness {
     let mut rng = rand::thread_rng();
     request::Freshness {
@@ -549,33 +439,6 @@ mod clock {
     #[allow(clippy::disallowed_methods)]
     pub fn now() -> DateTime<Utc> {
         Utc::now()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn origins_include_scheme_host_and_port() {
-        assert_eq!(origin_key("https://Example.com/x?y"), "https://example.com:443");
-        assert_eq!(origin_key("http://127.0.0.1:8080/x"), "http://127.0.0.1:8080");
-    }
-
-    #[test]
-    fn only_unanswered_attempts_5xx_and_429_count_against_a_host() {
-        let outcome = |error, status_code| Outcome {
-            status_code,
-            error,
-            latency: Duration::ZERO,
-            retry_after: None,
-        };
-        assert!(host_failing(&outcome(Some(ErrorKind::Timeout), None)));
-        assert!(host_failing(&outcome(Some(ErrorKind::Status), Some(503))));
-        assert!(host_failing(&outcome(Some(ErrorKind::Status), Some(429))));
-        assert!(!host_failing(&outcome(Some(ErrorKind::Status), Some(404))));
-        assert!(!host_failing(&outcome(None, Some(200))));
-        assert!(!host_failing(&outcome(Some(ErrorKind::Blocked), None)));
     }
 }
 

@@ -10,6 +10,7 @@
 mod breaker;
 mod encoding;
 mod fallback;
+mod isolation;
 mod levels;
 mod ordering;
 mod outcomes;
