@@ -6,32 +6,49 @@
 //! event. It reports the submit rate, delivered callbacks/s (first submit → last receipt),
 //! latency submit → receipt, lost and duplicate callbacks, the server's peak RSS and CPU time.
 //! All traffic stays on 127.0.0.1; every loop is bounded in count and time.
+//!
+//! Two workloads ([`Style`]):
+//! - **s1–s5**: calls of four events (register, then `Ring`, `StartApp`, `Hangup`, each after
+//!   the previous was accepted) to endpoints that are each their own host (one port each); an
+//!   event's submit time is when its request was answered.
+//! - **c1, c3, c4** (an outside load driver's workload): every event is a new call registered
+//!   through `POST /api/v1/switch/calls` — one `CallInitiated` callback per request — to paths
+//!   `/ep/0` … `/ep/99` of one receiver host, which identifies a callback by the body's
+//!   `CallUUID` and the `X-Hookline-Sequence` header. Latency runs from just before the request
+//!   is sent. c1: 20 000 events to 1 path, 64 in flight · c3: 500/s for 20 s over 10 paths ·
+//!   c4: 200/s for 20 s over 100 paths, /ep/0–/ep/9 hanging 6 s; the 90 healthy are measured
+//!   and awaited until all arrived or 20 s pass without a new one, the rest reported as lost.
+//!
+//! `--quick` runs a short fixed suite (c1, c3, c4 at `--scale 0.25`: 5 000 events, 5 s, 5 s;
+//! one run each; under a minute on 2 cores) and prints the same table; it overrides the
+//! scenario list, `--runs` and `--scale`.
 #![allow(clippy::print_stdout)] // A benchmark's report is its output.
 #![allow(clippy::disallowed_methods)] // The injector is a client of Hookline, not part of it.
 
+mod inject;
 mod receiver;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Parser;
 use serde_json::{json, Value};
-use tokio::sync::Semaphore;
 
+use inject::{in_parallel, steady, throughput, Style, Submitted};
 use receiver::Receiver;
 
 const ADMIN_TOKEN: &str = "bench-admin-token-0123456789";
-const EVENTS: [&str; 3] = ["Ring", "StartApp", "Hangup"];
 
 #[derive(Parser)]
 #[command(about = "End-to-end delivery benchmark of Hookline (all traffic on 127.0.0.1)")]
 struct Args {
-    /// Scenarios to run: s1 s2 s3 s4 s5 limit
+    /// Scenarios to run: limit s1 s2 s3 s4 s5 (calls of four events, one host per endpoint),
+    /// c1 c3 c4 (one new call per event, endpoints as paths of one host)
     #[arg(default_values_t = ["limit".to_owned(), "s1".into(), "s2".into(), "s3".into(), "s4".into(), "s5".into()])]
     scenarios: Vec<String>,
     /// Runs of each scenario (the report gives the median and range)
@@ -43,7 +60,14 @@ struct Args {
     /// Scale the event counts and durations down for a quick check (1.0 = the documented sizes)
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
+    /// Quick check in under a minute: c1 c3 c4 at --scale 0.25 (5 000 events, 5 s, 5 s), one run
+    /// each; overrides the scenario list, --runs and --scale
+    #[arg(long)]
+    quick: bool,
 }
+
+/// The scenarios, runs and scale of `--quick`.
+const QUICK: (&[&str], usize, f64) = (&["c1", "c3", "c4"], 1, 0.25);
 
 /// One run's figures.
 #[derive(Debug, Clone, Default)]
@@ -192,125 +216,6 @@ impl Drop for Hookline {
     }
 }
 
-/// When each event was submitted (its request answered), keyed like the receiver's arrivals.
-type Submitted = Arc<Mutex<HashMap<(String, u32), Instant>>>;
-
-fn mark(submitted: &Submitted, call: &str, sequence: u32) {
-    if let Ok(mut s) = submitted.lock() {
-        s.insert((call.to_owned(), sequence), Instant::now());
-    }
-}
-
-/// One call's four events, in order, each as soon as the previous was accepted.
-async fn play_call(hookline: &Hookline, submitted: &Submitted, call: &str, url: &str) -> anyhow::Result<()> {
-    hookline.register(call, url).await?;
-    mark(submitted, call, 1);
-    for (i, event) in EVENTS.iter().enumerate() {
-        hookline.report(call, event).await?;
-        mark(submitted, call, u32::try_from(i).unwrap_or(0) + 2);
-    }
-    Ok(())
-}
-
-/// Throughput: `calls` calls (4 events each) with `in_flight` requests at once, spread over
-/// `endpoints` endpoints.
-async fn throughput(
-    hookline: &Arc<Hookline>,
-    receiver: &Receiver,
-    calls: usize,
-    endpoints: usize,
-    in_flight: usize,
-) -> anyhow::Result<(Submitted, Instant, Instant)> {
-    let submitted: Submitted = Arc::default();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..in_flight {
-        let (hookline, submitted, next) = (Arc::clone(hookline), Arc::clone(&submitted), Arc::clone(&next));
-        let ports = receiver.ports.clone();
-        workers.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= calls {
-                    return Ok::<(), anyhow::Error>(());
-                }
-                let call = uuid::Uuid::new_v4().to_string();
-                let endpoint = i % endpoints;
-                let url = format!(
-                    "http://127.0.0.1:{}/ep/{endpoint}/{call}",
-                    ports[endpoint % ports.len()]
-                );
-                play_call(&hookline, &submitted, &call, &url).await?;
-            }
-        }));
-    }
-    for worker in workers {
-        worker.await??;
-    }
-    Ok((submitted, started, Instant::now()))
-}
-
-/// A steady `rate` events/s for `seconds`, in waves so a call's events are ≥ 100 ms apart.
-async fn steady(
-    hookline: &Arc<Hookline>,
-    receiver: &Receiver,
-    rate: f64,
-    seconds: f64,
-    endpoints: usize,
-) -> anyhow::Result<(Submitted, HashMap<String, usize>, Instant, Instant)> {
-    let mut endpoint_of = HashMap::new();
-    let submitted: Submitted = Arc::default();
-    let total = (rate * seconds) as usize;
-    let wave = ((rate / 10.0).max(1.0)) as usize; // calls per wave: one event each per 100 ms
-    let period = Duration::from_secs_f64(1.0 / rate);
-    let started = Instant::now();
-    let mut ticker = tokio::time::interval(period);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let limit = Arc::new(Semaphore::new(512));
-    let mut sent = 0usize;
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut call_index = 0usize;
-    while sent < total {
-        let calls: Vec<(String, usize)> = (0..wave)
-            .map(|k| (uuid::Uuid::new_v4().to_string(), (call_index + k) % endpoints))
-            .collect();
-        call_index += wave;
-        endpoint_of.extend(calls.iter().cloned());
-        for step in 0..4 {
-            for (call, endpoint) in &calls {
-                if sent >= total {
-                    break;
-                }
-                ticker.tick().await;
-                let permit = Arc::clone(&limit).acquire_owned().await?;
-                let (hookline, submitted) = (Arc::clone(hookline), Arc::clone(&submitted));
-                let (call, url) = (call.clone(), receiver.url(*endpoint, call));
-                tasks.spawn(async move {
-                    let result = if step == 0 {
-                        hookline.register(&call, &url).await
-                    } else {
-                        hookline.report(&call, EVENTS[step - 1]).await
-                    };
-                    if result.is_ok() {
-                        mark(&submitted, &call, u32::try_from(step).unwrap_or(0) + 1);
-                    }
-                    drop(permit);
-                    result
-                });
-                sent += 1;
-            }
-            // The next step of these calls must come after this one was accepted.
-            while let Some(done) = tasks.try_join_next() {
-                done??;
-            }
-        }
-    }
-    while let Some(done) = tasks.join_next().await {
-        done??;
-    }
-    Ok((submitted, endpoint_of, started, Instant::now()))
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -375,13 +280,15 @@ fn figures(
 async fn run_scenario(name: &str, args: &Args) -> anyhow::Result<Figures> {
     let scale = args.scale;
     let count = |n: f64| ((n * scale) as usize).max(4);
+    let style = Style::of(name);
     match name {
-        "s1" | "s2" => {
-            let endpoints = if name == "s1" { 1 } else { 100 };
-            let receiver = Receiver::start(endpoints, HashSet::new(), Duration::ZERO).await?;
+        "s1" | "s2" | "c1" => {
+            let endpoints = if name == "s2" { 100 } else { 1 };
+            let receiver = style.receiver(endpoints, HashSet::new(), Duration::ZERO).await?;
             let hookline = Arc::new(Hookline::start(&args.hookline, &[]).await?);
+            let calls = count(20_000.0) / style.events_per_call();
             let (submitted, started, done) =
-                throughput(&hookline, &receiver, count(20_000.0) / 4, endpoints, 64).await?;
+                throughput(&hookline, &receiver, calls, endpoints, 64, style).await?;
             let expected = submitted.lock().map(|s| s.len()).unwrap_or(0) as u64;
             receiver
                 .wait_for(expected, Instant::now() + Duration::from_secs(120))
@@ -395,10 +302,11 @@ async fn run_scenario(name: &str, args: &Args) -> anyhow::Result<Figures> {
                 &hookline,
             ))
         }
-        "s3" => {
-            let receiver = Receiver::start(10, HashSet::new(), Duration::ZERO).await?;
+        "s3" | "c3" => {
+            let receiver = style.receiver(10, HashSet::new(), Duration::ZERO).await?;
             let hookline = Arc::new(Hookline::start(&args.hookline, &[]).await?);
-            let (submitted, _, started, done) = steady(&hookline, &receiver, 500.0, 20.0 * scale, 10).await?;
+            let (submitted, _, started, done) =
+                steady(&hookline, &receiver, 500.0, 20.0 * scale, 10, style).await?;
             let expected = submitted.lock().map(|s| s.len()).unwrap_or(0) as u64;
             receiver
                 .wait_for(expected, Instant::now() + Duration::from_secs(60))
@@ -412,12 +320,12 @@ async fn run_scenario(name: &str, args: &Args) -> anyhow::Result<Figures> {
                 &hookline,
             ))
         }
-        "s4" => {
+        "s4" | "c4" => {
             let hanging: HashSet<u32> = (0..10).collect();
-            let receiver = Receiver::start(100, hanging, Duration::from_secs(6)).await?;
+            let receiver = style.receiver(100, hanging, Duration::from_secs(6)).await?;
             let hookline = Arc::new(Hookline::start(&args.hookline, &[]).await?);
             let (submitted, endpoint_of, started, done) =
-                steady(&hookline, &receiver, 200.0, 20.0 * scale, 100).await?;
+                steady(&hookline, &receiver, 200.0, 20.0 * scale, 100, style).await?;
             // Endpoints 0–9 hang; only the 90 healthy ones are measured and awaited.
             let healthy: HashSet<String> = endpoint_of
                 .into_iter()
@@ -428,9 +336,13 @@ async fn run_scenario(name: &str, args: &Args) -> anyhow::Result<Figures> {
                 .lock()
                 .map(|s| s.keys().filter(|(call, _)| healthy.contains(call)).count())
                 .unwrap_or(0) as u64;
-            receiver
-                .wait_for(expected, Instant::now() + Duration::from_secs(60))
-                .await;
+            // s4: up to 60 s. c4: until 20 s pass without a new callback (at most 5 min), so
+            // the figures show how many never came.
+            let (quiet, wait) = match style {
+                Style::FourEvents => (Duration::MAX, Duration::from_secs(60)),
+                Style::NewCalls => (Duration::from_secs(20), Duration::from_secs(300)),
+            };
+            receiver.wait_quiet(expected, quiet, Instant::now() + wait).await;
             Ok(figures(
                 &submitted,
                 &receiver,
@@ -445,7 +357,8 @@ async fn run_scenario(name: &str, args: &Args) -> anyhow::Result<Figures> {
             receiver.shared.refusing.store(true, Ordering::SeqCst);
             // A long refusal must not exhaust the retry budget of the first deliveries.
             let hookline = Arc::new(Hookline::start(&args.hookline, &["--retry-max", "50"]).await?);
-            let (submitted, _, _) = throughput(&hookline, &receiver, count(100_000.0) / 4, 10, 64).await?;
+            let (submitted, _, _) =
+                throughput(&hookline, &receiver, count(100_000.0) / 4, 10, 64, style).await?;
             let expected = submitted.lock().map(|s| s.len()).unwrap_or(0) as u64;
             let released = Instant::now();
             receiver.shared.refusing.store(false, Ordering::SeqCst);
@@ -470,28 +383,19 @@ async fn limit(args: &Args) -> anyhow::Result<Figures> {
     let receiver = Receiver::start(1, HashSet::new(), Duration::ZERO).await?;
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
     let total = ((20_000.0 * args.scale) as usize).max(64);
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let url = receiver.url(0, "limit");
     let started = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..64 {
-        let (http, next, port) = (http.clone(), Arc::clone(&next), receiver.ports[0]);
-        workers.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= total {
-                    return Ok::<(), anyhow::Error>(());
-                }
-                http.post(format!("http://127.0.0.1:{port}/ep/0/limit"))
-                    .header("x-hookline-sequence", i.to_string())
-                    .body("Event=Ring")
-                    .send()
-                    .await?;
-            }
-        }));
-    }
-    for worker in workers {
-        worker.await??;
-    }
+    in_parallel(total, 64, move |i| {
+        let request = http
+            .post(&url)
+            .header("x-hookline-sequence", i.to_string())
+            .body("Event=Ring");
+        async move {
+            request.send().await?;
+            Ok(())
+        }
+    })
+    .await?;
     let elapsed = started.elapsed().as_secs_f64();
     Ok(Figures {
         events: total as u64,
@@ -537,7 +441,12 @@ fn report(name: &str, runs: &[Figures]) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if args.quick {
+        let (scenarios, runs, scale) = QUICK;
+        args.scenarios = scenarios.iter().map(|s| (*s).to_owned()).collect();
+        (args.runs, args.scale) = (runs, scale);
+    }
     println!("| scenario | events | submit/s | delivered/s | p50 ms | p90 ms | p99 ms | max ms | lost | dup | peak RSS MiB | CPU s |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for name in &args.scenarios {
