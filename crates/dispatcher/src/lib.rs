@@ -125,16 +125,16 @@ impl Dispatcher {
     }
 
     /// Claims what is due (as far as in-flight capacity allows) and starts sending it. Returns
-    /// how many deliveries were claimed.
+    /// whether the claim came back full, so that more may be due already.
     ///
     /// # Errors
     /// When the claim itself fails.
-    pub async fn dispatch_once(&self) -> Result<usize, StoreError> {
+    pub async fn dispatch_once(&self) -> Result<bool, StoreError> {
         let inner = &self.inner;
         let available = inner.in_flight.available_permits();
         if available == 0 {
             inner.capacity_bound.store(true, Ordering::Relaxed);
-            return Ok(0);
+            return Ok(false);
         }
         let now = clock::now();
         let lease_until = now + delta(inner.config.lease);
@@ -142,10 +142,10 @@ impl Dispatcher {
         let limit = u32::try_from(available.min(size)).unwrap_or(u32::MAX);
         let claimed = inner.store.claim_due(limit, now, lease_until).await?;
         let count = claimed.len();
-        inner.capacity_bound.store(
-            count == limit as usize && limit as usize == available,
-            Ordering::Relaxed,
-        );
+        let full = count == limit as usize;
+        inner
+            .capacity_bound
+            .store(full && limit as usize == available, Ordering::Relaxed);
         // Deliveries beyond their endpoint's or host's claimed share, by how long they go back.
         let mut deferred: BTreeMap<Duration, Vec<i64>> = BTreeMap::new();
         let mut n_deferred = 0;
@@ -180,7 +180,7 @@ impl Dispatcher {
         }
         let next_size = if n_deferred * 2 > count {
             (size / 2).max(MIN_CLAIM)
-        } else if count == limit as usize && n_deferred == 0 {
+        } else if full && n_deferred == 0 {
             (size * 2).min(inner.config.max_in_flight)
         } else {
             size
@@ -193,7 +193,7 @@ impl Dispatcher {
                 tracing::warn!(%error, n = ids.len(), "deferring deliveries of saturated endpoints failed");
             }
         }
-        Ok(count)
+        Ok(full)
     }
 
     /// Runs until `shutdown`, then waits up to `drain` for in-flight attempts to finish (their
@@ -204,7 +204,9 @@ impl Dispatcher {
                 break;
             }
             let sleep = match self.dispatch_once().await {
-                Ok(n) if n > 0 && self.inner.in_flight.available_permits() > 0 => continue,
+                // A claim that was not full took everything due; a new event wakes the loop, and
+                // claiming again at once would be an empty write transaction per wake-up.
+                Ok(true) if self.inner.in_flight.available_permits() > 0 => continue,
                 // Full: a finishing attempt wakes the loop (`capacity_bound`), so no claim
                 // until then — the due work would only spin the loop.
                 Ok(_) if self.inner.in_flight.available_permits() == 0 => self.inner.config.idle_poll,
