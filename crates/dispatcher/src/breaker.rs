@@ -47,9 +47,9 @@ impl Breaker {
         self.failures > 0 || self.open_until.is_some()
     }
 
-    /// The target was paused and no probe has closed the breaker since.
-    pub fn is_paused(&self) -> bool {
-        self.open_until.is_some()
+    /// Until when the target is paused, if it was and no probe has closed the breaker since.
+    pub fn paused_until(&self) -> Option<DateTime<Utc>> {
+        self.open_until
     }
 
     /// The probe was not sent after all: let the next attempt probe instead.

@@ -125,7 +125,7 @@ impl Dispatcher {
     }
 
     /// Claims what is due (as far as in-flight capacity allows) and starts sending it. Returns
-    /// whether the claim came back full, so that more may be due already.
+    /// whether the claim came back full of sendable work, so that more may be due already.
     ///
     /// # Errors
     /// When the claim itself fails.
@@ -150,7 +150,7 @@ impl Dispatcher {
         let mut deferred: BTreeMap<Duration, Vec<i64>> = BTreeMap::new();
         let mut n_deferred = 0;
         for delivery in claimed {
-            let slot = match inner.targets.claim(delivery.target_url()) {
+            let slot = match inner.targets.claim(delivery.target_url(), now) {
                 Ok(slot) => slot,
                 Err(targets::Deferral(by)) => {
                     deferred.entry(by).or_default().push(delivery.delivery_id);
@@ -193,7 +193,9 @@ impl Dispatcher {
                 tracing::warn!(%error, n = ids.len(), "deferring deliveries of saturated endpoints failed");
             }
         }
-        Ok(full)
+        // Mostly deferred: the next look goes through the next due time (a read) instead of
+        // another claim that would mostly defer again.
+        Ok(full && n_deferred * 2 <= count)
     }
 
     /// Runs until `shutdown`, then waits up to `drain` for in-flight attempts to finish (their
@@ -338,12 +340,13 @@ impl Dispatcher {
         let outcome = self.inner.sender.send(request).await;
         // The request is over: the permits and the claimed slot go now, not after the result is
         // recorded (which waits for the writer). Ordering does not depend on it: a later event
-        // becomes claimable only once this result is committed.
-        drop(send_permit);
-        self.inner.metrics.attempt(&outcome);
+        // becomes claimable only once this result is committed. The breakers hear the outcome
+        // first, so a task that takes these permits never finds a probe still open.
         let now = clock::now();
-        slot.record(&outcome, now, config);
+        slot.record(&outcome, probes, now, config);
+        drop(send_permit);
         drop(slot);
+        self.inner.metrics.attempt(&outcome);
         let retry_after = outcome
             .retry_after
             .as_deref()

@@ -20,7 +20,7 @@
 //! The state lives in this process only: with several processes each keeps its own view, and
 //! the ceiling holds per process.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -35,8 +35,9 @@ use crate::breaker::{Admission, Breaker, BreakerConfig};
 pub const CLAIMED_PER_PERMIT: usize = 4;
 /// How long deliveries beyond a healthy endpoint's claimed share stay back in the queue.
 const SATURATED_DEFERRAL: Duration = Duration::from_millis(250);
-/// Idle endpoints a host keeps (for their breakers' memory) before the idle ones are dropped.
-const IDLE_ENDPOINTS_KEPT: usize = 1024;
+/// Endpoints a host keeps (idle ones for their breakers' memory) before idle ones that are not
+/// paused are dropped; the next sweep waits until the map has doubled again.
+const ENDPOINTS_KEPT: usize = 1024;
 
 /// Why a claimed delivery goes back to the queue unsent, and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,9 +62,19 @@ pub fn endpoint_failing(outcome: &Outcome) -> bool {
     }
 }
 
-/// Whether an outcome says the whole host is down (its host breaker counts it).
-pub fn host_failing(outcome: &Outcome) -> bool {
-    matches!(outcome.error, Some(ErrorKind::Connect | ErrorKind::Tls))
+/// What an outcome says about the whole host, for its breaker: `Some(true)` down (the
+/// connection or its TLS failed, or the failure is the first of this endpoint since the host's
+/// last success: `threshold` endpoints failing in a row), `Some(false)` up (it answered as an
+/// endpoint should), `None` nothing new (another failure of an endpoint already counted — a
+/// hanging or failing path alone never pauses its host).
+pub fn host_verdict(outcome: &Outcome, first_of_endpoint: bool) -> Option<bool> {
+    if matches!(outcome.error, Some(ErrorKind::Connect | ErrorKind::Tls)) {
+        Some(true)
+    } else if endpoint_failing(outcome) {
+        first_of_endpoint.then_some(true)
+    } else {
+        Some(false)
+    }
 }
 
 /// `(origin, path)` of a URL: the keys of the host and of the endpoint.
@@ -113,10 +124,14 @@ impl Endpoint {
 struct Host {
     permits: Arc<Semaphore>,
     breaker: Breaker,
+    /// Endpoints that failed since the host's last success (up to the breaker's threshold).
+    failing: HashSet<String>,
     queued: usize,
     /// Endpoints with `queued > 0`.
     active: usize,
     endpoints: HashMap<String, Endpoint>,
+    /// The endpoint count at which idle endpoints are swept next.
+    sweep_at: usize,
 }
 
 /// Every host and endpoint this process sends to. Shared by the engine's tasks.
@@ -143,25 +158,33 @@ impl Targets {
 
     /// Counts a claimed delivery to `url` against its endpoint's and host's claimed shares, or
     /// says how long it should go back to the queue. The slot is given back on drop.
-    pub fn claim(self: &Arc<Self>, url: &str) -> Result<Slot, Deferral> {
+    pub fn claim(self: &Arc<Self>, url: &str, now: DateTime<Utc>) -> Result<Slot, Deferral> {
         let (origin, path) = keys_of(url);
         let mut hosts = self.lock();
         let host = hosts.entry(origin.clone()).or_insert_with(|| Host {
             permits: Arc::new(Semaphore::new(self.ceiling)),
             breaker: Breaker::default(),
+            failing: HashSet::new(),
             queued: 0,
             active: 0,
             endpoints: HashMap::new(),
+            sweep_at: ENDPOINTS_KEPT,
         });
-        if host.endpoints.len() >= IDLE_ENDPOINTS_KEPT {
-            host.endpoints.retain(|_, e| !e.idle() || e.breaker.is_paused());
+        if host.endpoints.len() >= host.sweep_at {
+            host.endpoints
+                .retain(|_, e| !e.idle() || e.breaker.paused_until().is_some_and(|until| until > now));
+            host.sweep_at = ENDPOINTS_KEPT.max(2 * host.endpoints.len());
         }
         let newly_active = usize::from(host.endpoints.get(&path).is_none_or(|e| e.queued == 0));
         let active = host.active + newly_active;
         let endpoint = host.endpoints.entry(path.clone()).or_insert_with(Endpoint::new);
         let suspect = endpoint.breaker.is_suspect();
         let share = allowance(self.ceiling, active, suspect) * CLAIMED_PER_PERMIT;
-        if endpoint.queued >= share || host.queued >= self.ceiling * CLAIMED_PER_PERMIT {
+        // The host's cap spares an endpoint's first few deliveries: an endpoint that cannot
+        // claim never becomes active, so the fair share would never make room for it.
+        let host_full =
+            host.queued >= self.ceiling * CLAIMED_PER_PERMIT && endpoint.queued >= CLAIMED_PER_PERMIT;
+        if endpoint.queued >= share || host_full {
             if endpoint.forgettable() {
                 host.endpoints.remove(&path);
                 if host.queued == 0 && host.endpoints.is_empty() && host.breaker == Breaker::default() {
@@ -298,10 +321,23 @@ impl Slot {
         });
     }
 
-    /// Records an attempt's outcome with both breakers.
-    pub fn record(&self, outcome: &Outcome, now: DateTime<Utc>, config: BreakerConfig) {
+    /// Records an attempt's outcome with both breakers; `probes` are the ones it was given.
+    pub fn record(&self, outcome: &Outcome, probes: Probes, now: DateTime<Utc>, config: BreakerConfig) {
         self.targets.with_host(self, |host| {
-            host.breaker.record(host_failing(outcome), now, config);
+            let threshold = usize::try_from(config.threshold).unwrap_or(usize::MAX);
+            let first_of_endpoint = endpoint_failing(outcome)
+                && host.failing.len() < threshold
+                && host.failing.insert(self.path.clone());
+            match host_verdict(outcome, first_of_endpoint) {
+                Some(false) => {
+                    host.failing.clear();
+                    host.breaker.record(false, now, config);
+                }
+                Some(true) => host.breaker.record(true, now, config),
+                // A probe must end in a verdict: one more failing path is no proof of life.
+                None if probes.host => host.breaker.record(true, now, config),
+                None => {}
+            }
             if let Some(endpoint) = host.endpoints.get_mut(&self.path) {
                 let was_suspect = endpoint.breaker.is_suspect();
                 endpoint.breaker.record(endpoint_failing(outcome), now, config);
@@ -398,22 +434,28 @@ mod tests {
     }
 
     #[test]
-    fn timeouts_and_5xx_count_against_the_endpoint_only_connection_failures_against_the_host() {
+    fn an_endpoints_failures_count_against_its_host_once_connection_failures_always() {
         let timeout = outcome(Some(ErrorKind::Timeout), None);
-        assert!(endpoint_failing(&timeout) && !host_failing(&timeout));
+        assert!(endpoint_failing(&timeout));
+        assert_eq!(host_verdict(&timeout, true), Some(true), "a newly failing path");
+        assert_eq!(host_verdict(&timeout, false), None, "the same path again");
         for code in [500, 503, 429] {
             let status = outcome(Some(ErrorKind::Status), Some(code));
-            assert!(endpoint_failing(&status) && !host_failing(&status), "{code}");
+            assert!(endpoint_failing(&status), "{code}");
+            assert_eq!(host_verdict(&status, false), None, "{code}");
         }
         let not_found = outcome(Some(ErrorKind::Status), Some(404));
-        assert!(!endpoint_failing(&not_found) && !host_failing(&not_found));
+        assert!(!endpoint_failing(&not_found));
+        assert_eq!(host_verdict(&not_found, false), Some(false), "a live endpoint");
         for kind in [ErrorKind::Connect, ErrorKind::Tls] {
             let down = outcome(Some(kind), None);
-            assert!(endpoint_failing(&down) && host_failing(&down), "{kind:?}");
+            assert!(endpoint_failing(&down), "{kind:?}");
+            assert_eq!(host_verdict(&down, false), Some(true), "{kind:?}");
         }
         for kind in [ErrorKind::Blocked, ErrorKind::Dns] {
             let refused = outcome(Some(kind), None);
-            assert!(!endpoint_failing(&refused) && !host_failing(&refused), "{kind:?}");
+            assert!(!endpoint_failing(&refused), "{kind:?}");
+            assert_eq!(host_verdict(&refused, false), Some(false), "{kind:?}");
         }
         assert!(!endpoint_failing(&outcome(None, Some(200))));
     }
@@ -427,31 +469,43 @@ mod tests {
         DateTime::from_timestamp(1_700_000_000, 0).expect("valid")
     }
 
+    impl Targets {
+        fn claim_now(self: &Arc<Self>, url: &str) -> Result<Slot, Deferral> {
+            self.claim(url, now())
+        }
+    }
+
     #[test]
     fn claimed_shares_follow_the_fair_share_and_the_host_ceiling() {
         let targets = Targets::new(4, Duration::from_secs(3));
         // Alone on its host an endpoint may keep ceiling × CLAIMED_PER_PERMIT.
         let alone: Vec<Slot> = (0..16)
-            .map(|_| targets.claim("http://h:1/a").expect("within the share"))
+            .map(|_| targets.claim_now("http://h:1/a").expect("within the share"))
             .collect();
         assert_eq!(
-            targets.claim("http://h:1/a").err(),
+            targets.claim_now("http://h:1/a").err(),
             Some(Deferral(SATURATED_DEFERRAL))
         );
-        assert!(
-            targets.claim("http://h:1/b").is_err(),
-            "the host's claimed share is full too"
+        let newcomer: Vec<_> = (0..5).map(|_| targets.claim_now("http://h:1/b")).collect();
+        assert_eq!(
+            newcomer.iter().filter(|c| c.is_ok()).count(),
+            CLAIMED_PER_PERMIT,
+            "a full host still takes an endpoint's first few, so that it becomes active"
         );
-        assert!(targets.claim("http://other:1/a").is_ok(), "other hosts are not");
+        drop(newcomer);
+        assert!(
+            targets.claim_now("http://other:1/a").is_ok(),
+            "other hosts are not"
+        );
         drop(alone);
         // Two active endpoints share the ceiling: two permits each, eight claimed each.
         let a: Vec<Slot> = (0..8)
-            .map(|_| targets.claim("http://h:1/a").expect("a"))
+            .map(|_| targets.claim_now("http://h:1/a").expect("a"))
             .collect();
         let b: Vec<Slot> = (0..8)
-            .map(|_| targets.claim("http://h:1/b").expect("b"))
+            .map(|_| targets.claim_now("http://h:1/b").expect("b"))
             .collect();
-        assert!(targets.claim("http://h:1/b").is_err());
+        assert!(targets.claim_now("http://h:1/b").is_err());
         drop((a, b));
         assert!(targets.lock().is_empty(), "idle state is forgotten");
     }
@@ -459,34 +513,74 @@ mod tests {
     #[test]
     fn a_failing_endpoint_is_paused_and_limited_without_its_host() {
         let targets = Targets::new(8, Duration::from_secs(3));
-        let bad = targets.claim("http://h:1/bad").expect("claim");
-        let good = targets.claim("http://h:1/good").expect("claim");
+        let bad = targets.claim_now("http://h:1/bad").expect("claim");
+        let good = targets.claim_now("http://h:1/good").expect("claim");
         let timeout = outcome(Some(ErrorKind::Timeout), None);
-        bad.record(&timeout, now(), CONFIG);
+        bad.record(&timeout, Probes::default(), now(), CONFIG);
         assert_eq!(
-            targets.claim("http://h:1/bad").err(),
+            targets.claim_now("http://h:1/bad").err(),
             None,
             "one failure: still a share of one permit (four claimed)"
         );
-        bad.record(&timeout, now(), CONFIG);
+        bad.record(&timeout, Probes::default(), now(), CONFIG);
         assert!(bad.admit(now(), CONFIG).is_err(), "the endpoint is paused");
         assert_eq!(
             good.admit(now(), CONFIG),
             Ok(Probes::default()),
             "its host is not"
         );
-        let more: Vec<_> = (0..4).map(|_| targets.claim("http://h:1/bad")).collect();
+        let more: Vec<_> = (0..4).map(|_| targets.claim_now("http://h:1/bad")).collect();
         assert!(
             more.iter()
                 .any(|r| r.as_ref().err() == Some(&Deferral(Duration::from_secs(3)))),
             "beyond a suspect endpoint's share deliveries go back for an attempt's budget"
         );
         let connect = outcome(Some(ErrorKind::Connect), None);
-        good.record(&connect, now(), CONFIG);
-        good.record(&connect, now(), CONFIG);
+        good.record(&connect, Probes::default(), now(), CONFIG);
+        good.record(&connect, Probes::default(), now(), CONFIG);
         assert!(
             good.admit(now(), CONFIG).is_err(),
             "connection failures pause the host"
+        );
+    }
+
+    #[test]
+    fn a_host_whose_paths_all_fail_is_paused_one_failing_path_never_pauses_it() {
+        let targets = Targets::new(8, Duration::from_secs(3));
+        let unavailable = outcome(Some(ErrorKind::Status), Some(503));
+        let one = targets.claim_now("http://h:1/one").expect("claim");
+        for _ in 0..10 {
+            one.record(&unavailable, Probes::default(), now(), CONFIG);
+        }
+        let other = targets.claim_now("http://h:1/other").expect("claim");
+        assert!(
+            other.admit(now(), CONFIG).is_ok(),
+            "one failing path, however often, leaves the host open"
+        );
+        other.record(&unavailable, Probes::default(), now(), CONFIG);
+        let third = targets.claim_now("http://h:1/third").expect("claim");
+        assert!(
+            third.admit(now(), CONFIG).is_err(),
+            "two paths failing in a row (the threshold): the host is paused"
+        );
+        let fine = targets.claim_now("http://h:2/x").expect("claim");
+        fine.record(
+            &outcome(Some(ErrorKind::Timeout), None),
+            Probes::default(),
+            now(),
+            CONFIG,
+        );
+        fine.record(&outcome(None, Some(200)), Probes::default(), now(), CONFIG);
+        let again = targets.claim_now("http://h:2/y").expect("claim");
+        again.record(
+            &outcome(Some(ErrorKind::Timeout), None),
+            Probes::default(),
+            now(),
+            CONFIG,
+        );
+        assert!(
+            again.admit(now(), CONFIG).is_ok(),
+            "a success between two failing paths resets the host's count"
         );
     }
 
@@ -496,16 +590,21 @@ mod tests {
         let stopping = CancellationToken::new();
         let patience = Duration::from_millis(50);
         let bad: Vec<Slot> = (0..3)
-            .map(|_| targets.claim("http://h:1/bad").expect("claim"))
+            .map(|_| targets.claim_now("http://h:1/bad").expect("claim"))
             .collect();
-        bad[0].record(&outcome(Some(ErrorKind::Timeout), None), now(), CONFIG);
+        bad[0].record(
+            &outcome(Some(ErrorKind::Timeout), None),
+            Probes::default(),
+            now(),
+            CONFIG,
+        );
         let held = bad[0].send_permit(patience, &stopping).await.expect("one permit");
         assert!(
             bad[1].send_permit(patience, &stopping).await.is_none(),
             "a suspect endpoint holds one permit at a time"
         );
         let good: Vec<Slot> = (0..3)
-            .map(|_| targets.claim("http://h:1/good").expect("claim"))
+            .map(|_| targets.claim_now("http://h:1/good").expect("claim"))
             .collect();
         let mut permits = Vec::new();
         for slot in &good {

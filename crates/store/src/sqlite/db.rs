@@ -87,11 +87,13 @@ impl Db {
         let checkpointer = connect(path, false)?;
         let (jobs, queue) = mpsc::channel();
         let (wrote, written) = mpsc::sync_channel(1);
+        let checkpoints = Arc::new(Mutex::new(()));
+        let side = Arc::clone(&checkpoints);
         spawn("hookline-sqlite-writer", move || {
-            write_loop(writer, &queue, &wrote)
+            write_loop(writer, &queue, &wrote, &checkpoints);
         })?;
         spawn("hookline-sqlite-checkpointer", move || {
-            checkpoint_loop(checkpointer, &written);
+            checkpoint_loop(checkpointer, &written, &side);
         })?;
         Ok(Db {
             jobs,
@@ -209,7 +211,22 @@ fn spawn(name: &str, run: impl FnOnce() + Send + 'static) -> Result<(), StoreErr
         .map_err(|e| StoreError::Io(e.to_string()))
 }
 
-fn write_loop(conn: Connection, queue: &mpsc::Receiver<Job>, wrote: &mpsc::SyncSender<()>) {
+/// `checkpoints` is held by whichever thread checkpoints: SQLite runs one checkpoint at a time
+/// and a second one returns at once, having done nothing.
+fn write_loop(
+    conn: Connection,
+    queue: &mpsc::Receiver<Job>,
+    wrote: &mpsc::SyncSender<()>,
+    checkpoints: &Mutex<()>,
+) {
+    // The writer waits for a side checkpoint in progress (~100 ms of pages at most): only its
+    // own checkpoint, in a pause, can let the WAL start over.
+    let checkpoint = |conn: &Connection| {
+        let _alone = checkpoints
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        checkpoint(conn)
+    };
     let mut last_checkpoint = Instant::now();
     let mut written = false;
     loop {
@@ -223,8 +240,7 @@ fn write_loop(conn: Connection, queue: &mpsc::Receiver<Job>, wrote: &mpsc::SyncS
         let first = match queue.recv_timeout(wait) {
             Ok(job) => job,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                if written && last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
-                    checkpoint(&conn);
+                if written && last_checkpoint.elapsed() >= CHECKPOINT_EVERY && checkpoint(&conn) {
                     (last_checkpoint, written) = (Instant::now(), false);
                 }
                 continue;
@@ -242,29 +258,37 @@ fn write_loop(conn: Connection, queue: &mpsc::Receiver<Job>, wrote: &mpsc::SyncS
         written = true;
         // Full means the checkpointer has a wake-up pending already.
         let _ = wrote.try_send(());
-        if last_checkpoint.elapsed() >= CHECKPOINT_AT_LATEST {
-            checkpoint(&conn);
+        if last_checkpoint.elapsed() >= CHECKPOINT_AT_LATEST && checkpoint(&conn) {
             (last_checkpoint, written) = (Instant::now(), false);
         }
     }
-    checkpoint(&conn);
+    let _ = checkpoint(&conn);
 }
 
 /// Copies the WAL into the database file beside the writer, every [`SIDE_CHECKPOINT_EVERY`]
 /// while something is written, so that the writer's own checkpoint in its pauses — the one
 /// after which the WAL can start over — has only the last few pages left to copy.
-fn checkpoint_loop(conn: Connection, written: &mpsc::Receiver<()>) {
+fn checkpoint_loop(conn: Connection, written: &mpsc::Receiver<()>, checkpoints: &Mutex<()>) {
     while written.recv().is_ok() {
         std::thread::sleep(SIDE_CHECKPOINT_EVERY);
         let _ = written.try_recv();
-        checkpoint(&conn);
+        // The writer's checkpoint goes first; this one would only find the WAL copied.
+        if let Ok(_alone) = checkpoints.try_lock() {
+            let _ = checkpoint(&conn);
+        }
     }
 }
 
-/// Copies the WAL into the database file (`PASSIVE`: readers are never waited for).
-fn checkpoint(conn: &Connection) {
-    if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-        tracing::warn!(%error, "WAL checkpoint failed");
+/// Copies the WAL into the database file (`PASSIVE`: readers are never waited for). Returns
+/// whether it ran: not when another connection's checkpoint was running (then the writer tries
+/// again in its next pause, or the WAL could not start over for another period).
+fn checkpoint(conn: &Connection) -> bool {
+    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get::<_, i64>(0)) {
+        Ok(busy) => busy == 0,
+        Err(error) => {
+            tracing::warn!(%error, "WAL checkpoint failed");
+            true
+        }
     }
 }
 
