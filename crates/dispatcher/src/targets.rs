@@ -13,9 +13,10 @@
 //!   permit of its share (waiting or sending), a host the same per permit of its ceiling; the
 //!   rest goes back to the queue ([`Deferral`]), so one slow endpoint cannot fill the engine.
 //! - **Breakers**: one per endpoint for outcomes that say the endpoint is unhealthy (timeouts,
-//!   5xx, 429 and connection failures), one per host for connection failures only (connect,
-//!   TLS: the host itself is down). A hanging or failing path pauses itself, never its
-//!   host's healthy paths.
+//!   5xx, 429 and connection failures); one per host for connection failures (connect, TLS)
+//!   and for each endpoint once as it starts failing since the host's last success
+//!   ([`host_verdict`]). A hanging or failing path pauses itself, never its host's healthy
+//!   paths; a host whose paths all fail is paused as a whole.
 //!
 //! The state lives in this process only: with several processes each keeps its own view, and
 //! the ceiling holds per process.
