@@ -98,7 +98,7 @@ impl Dispatcher {
         metrics: Arc<Metrics>,
     ) -> Dispatcher {
         let (recorder, recordings) = mpsc::unbounded_channel();
-        let targets = Targets::new(config.per_host_concurrency, sender.timeout());
+        let targets = Targets::new(config.per_host_concurrency, sender.timeout(), config.breaker);
         tokio::spawn(record_loop(Arc::clone(&store), recordings));
         Dispatcher {
             inner: Arc::new(Inner {
@@ -297,8 +297,7 @@ impl Dispatcher {
                 .await;
             return true;
         }
-        let config = self.inner.config.breaker;
-        let probes = match slot.admit(clock::now(), config) {
+        let probes = match slot.admit(clock::now()) {
             Ok(probes) => probes,
             Err(until) => {
                 if let Err(error) = self.inner.store.release(&[delivery.delivery_id], until).await {
@@ -343,7 +342,7 @@ impl Dispatcher {
         // becomes claimable only once this result is committed. The breakers hear the outcome
         // first, so a task that takes these permits never finds a probe still open.
         let now = clock::now();
-        slot.record(&outcome, probes, now, config);
+        slot.record(&outcome, probes, started_at, now);
         drop(send_permit);
         drop(slot);
         self.inner.metrics.attempt(&outcome);

@@ -127,6 +127,8 @@ struct Host {
     breaker: Breaker,
     /// Endpoints that failed since the host's last success (up to the breaker's threshold).
     failing: HashSet<String>,
+    /// When an attempt to one of its paths last succeeded.
+    last_success: Option<DateTime<Utc>>,
     queued: usize,
     /// Endpoints with `queued > 0`.
     active: usize,
@@ -138,6 +140,7 @@ struct Host {
 /// Every host and endpoint this process sends to. Shared by the engine's tasks.
 pub struct Targets {
     ceiling: usize,
+    breaker: BreakerConfig,
     /// How long deliveries beyond a suspect endpoint's share stay back: about as long as the
     /// attempt it is waiting for may take.
     suspect_deferral: Duration,
@@ -145,9 +148,10 @@ pub struct Targets {
 }
 
 impl Targets {
-    pub fn new(ceiling: usize, attempt_budget: Duration) -> Arc<Targets> {
+    pub fn new(ceiling: usize, attempt_budget: Duration, breaker: BreakerConfig) -> Arc<Targets> {
         Arc::new(Targets {
             ceiling: ceiling.max(1),
+            breaker,
             suspect_deferral: attempt_budget.max(SATURATED_DEFERRAL),
             hosts: Mutex::new(HashMap::new()),
         })
@@ -166,6 +170,7 @@ impl Targets {
             permits: Arc::new(Semaphore::new(self.ceiling)),
             breaker: Breaker::default(),
             failing: HashSet::new(),
+            last_success: None,
             queued: 0,
             active: 0,
             endpoints: HashMap::new(),
@@ -279,7 +284,8 @@ impl Slot {
     }
 
     /// What the host's and the endpoint's breakers say about sending now.
-    pub fn admit(&self, now: DateTime<Utc>, config: BreakerConfig) -> Result<Probes, DateTime<Utc>> {
+    pub fn admit(&self, now: DateTime<Utc>) -> Result<Probes, DateTime<Utc>> {
+        let config = self.targets.breaker;
         self.targets
             .with_host(self, |host| {
                 let on_host = host.breaker.admit(now, config);
@@ -322,16 +328,30 @@ impl Slot {
         });
     }
 
-    /// Records an attempt's outcome with both breakers; `probes` are the ones it was given.
-    pub fn record(&self, outcome: &Outcome, probes: Probes, now: DateTime<Utc>, config: BreakerConfig) {
+    /// Records the outcome of an attempt given `probes` and started at `started` with both
+    /// breakers.
+    pub fn record(&self, outcome: &Outcome, probes: Probes, started: DateTime<Utc>, now: DateTime<Utc>) {
+        let config = self.targets.breaker;
         self.targets.with_host(self, |host| {
-            let threshold = usize::try_from(config.threshold).unwrap_or(usize::MAX);
-            let first_of_endpoint = endpoint_failing(outcome)
-                && host.failing.len() < threshold
-                && host.failing.insert(self.path.clone());
-            match host_verdict(outcome, first_of_endpoint) {
+            // Attempts that ended together (their timers fire on the same tick) but began before
+            // the host's last success say nothing against the host: it answered since.
+            let verdict = if host.last_success.is_some_and(|at| at >= started) {
+                if endpoint_failing(outcome) {
+                    None
+                } else {
+                    Some(false)
+                }
+            } else {
+                let threshold = usize::try_from(config.threshold).unwrap_or(usize::MAX);
+                let first_of_endpoint = endpoint_failing(outcome)
+                    && host.failing.len() < threshold
+                    && host.failing.insert(self.path.clone());
+                host_verdict(outcome, first_of_endpoint)
+            };
+            match verdict {
                 Some(false) => {
                     host.failing.clear();
+                    host.last_success = Some(now);
                     host.breaker.record(false, now, config);
                 }
                 Some(true) => host.breaker.record(true, now, config),
@@ -478,7 +498,7 @@ mod tests {
 
     #[test]
     fn claimed_shares_follow_the_fair_share_and_the_host_ceiling() {
-        let targets = Targets::new(4, Duration::from_secs(3));
+        let targets = Targets::new(4, Duration::from_secs(3), CONFIG);
         // Alone on its host an endpoint may keep ceiling × CLAIMED_PER_PERMIT.
         let alone: Vec<Slot> = (0..16)
             .map(|_| targets.claim_now("http://h:1/a").expect("within the share"))
@@ -513,23 +533,19 @@ mod tests {
 
     #[test]
     fn a_failing_endpoint_is_paused_and_limited_without_its_host() {
-        let targets = Targets::new(8, Duration::from_secs(3));
+        let targets = Targets::new(8, Duration::from_secs(3), CONFIG);
         let bad = targets.claim_now("http://h:1/bad").expect("claim");
         let good = targets.claim_now("http://h:1/good").expect("claim");
         let timeout = outcome(Some(ErrorKind::Timeout), None);
-        bad.record(&timeout, Probes::default(), now(), CONFIG);
+        bad.record(&timeout, Probes::default(), now(), now());
         assert_eq!(
             targets.claim_now("http://h:1/bad").err(),
             None,
             "one failure: still a share of one permit (four claimed)"
         );
-        bad.record(&timeout, Probes::default(), now(), CONFIG);
-        assert!(bad.admit(now(), CONFIG).is_err(), "the endpoint is paused");
-        assert_eq!(
-            good.admit(now(), CONFIG),
-            Ok(Probes::default()),
-            "its host is not"
-        );
+        bad.record(&timeout, Probes::default(), now(), now());
+        assert!(bad.admit(now()).is_err(), "the endpoint is paused");
+        assert_eq!(good.admit(now()), Ok(Probes::default()), "its host is not");
         let more: Vec<_> = (0..4).map(|_| targets.claim_now("http://h:1/bad")).collect();
         assert!(
             more.iter()
@@ -537,31 +553,28 @@ mod tests {
             "beyond a suspect endpoint's share deliveries go back for an attempt's budget"
         );
         let connect = outcome(Some(ErrorKind::Connect), None);
-        good.record(&connect, Probes::default(), now(), CONFIG);
-        good.record(&connect, Probes::default(), now(), CONFIG);
-        assert!(
-            good.admit(now(), CONFIG).is_err(),
-            "connection failures pause the host"
-        );
+        good.record(&connect, Probes::default(), now(), now());
+        good.record(&connect, Probes::default(), now(), now());
+        assert!(good.admit(now()).is_err(), "connection failures pause the host");
     }
 
     #[test]
     fn a_host_whose_paths_all_fail_is_paused_one_failing_path_never_pauses_it() {
-        let targets = Targets::new(8, Duration::from_secs(3));
+        let targets = Targets::new(8, Duration::from_secs(3), CONFIG);
         let unavailable = outcome(Some(ErrorKind::Status), Some(503));
         let one = targets.claim_now("http://h:1/one").expect("claim");
         for _ in 0..10 {
-            one.record(&unavailable, Probes::default(), now(), CONFIG);
+            one.record(&unavailable, Probes::default(), now(), now());
         }
         let other = targets.claim_now("http://h:1/other").expect("claim");
         assert!(
-            other.admit(now(), CONFIG).is_ok(),
+            other.admit(now()).is_ok(),
             "one failing path, however often, leaves the host open"
         );
-        other.record(&unavailable, Probes::default(), now(), CONFIG);
+        other.record(&unavailable, Probes::default(), now(), now());
         let third = targets.claim_now("http://h:1/third").expect("claim");
         assert!(
-            third.admit(now(), CONFIG).is_err(),
+            third.admit(now()).is_err(),
             "two paths failing in a row (the threshold): the host is paused"
         );
         let fine = targets.claim_now("http://h:2/x").expect("claim");
@@ -569,25 +582,40 @@ mod tests {
             &outcome(Some(ErrorKind::Timeout), None),
             Probes::default(),
             now(),
-            CONFIG,
+            now(),
         );
-        fine.record(&outcome(None, Some(200)), Probes::default(), now(), CONFIG);
+        fine.record(&outcome(None, Some(200)), Probes::default(), now(), now());
         let again = targets.claim_now("http://h:2/y").expect("claim");
         again.record(
             &outcome(Some(ErrorKind::Timeout), None),
             Probes::default(),
             now(),
-            CONFIG,
+            now(),
         );
         assert!(
-            again.admit(now(), CONFIG).is_ok(),
+            again.admit(now()).is_ok(),
             "a success between two failing paths resets the host's count"
+        );
+        // Hanging paths whose attempts began before the host's last success time out together.
+        let before = now() - chrono::TimeDelta::seconds(3);
+        for path in ["/h1", "/h2", "/h3"] {
+            let hanging = targets.claim_now(&format!("http://h:2{path}")).expect("claim");
+            hanging.record(
+                &outcome(Some(ErrorKind::Timeout), None),
+                Probes::default(),
+                before,
+                now(),
+            );
+        }
+        assert!(
+            again.admit(now()).is_ok(),
+            "failures of attempts begun before the host last succeeded do not count against it"
         );
     }
 
     #[tokio::test]
     async fn a_suspect_endpoint_sends_one_at_a_time_while_others_use_the_rest_of_the_ceiling() {
-        let targets = Targets::new(4, Duration::from_secs(3));
+        let targets = Targets::new(4, Duration::from_secs(3), CONFIG);
         let stopping = CancellationToken::new();
         let patience = Duration::from_millis(50);
         let bad: Vec<Slot> = (0..3)
@@ -597,7 +625,7 @@ mod tests {
             &outcome(Some(ErrorKind::Timeout), None),
             Probes::default(),
             now(),
-            CONFIG,
+            now(),
         );
         let held = bad[0].send_permit(patience, &stopping).await.expect("one permit");
         assert!(
