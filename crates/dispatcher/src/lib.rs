@@ -28,7 +28,10 @@ use domain::retry::{decide, parse_retry_after, AttemptOutcome, Decision, RetryPo
 use domain::{AuthId, TargetKind};
 use rand::Rng;
 use sender::{ErrorKind, Sender};
-use store::{AfterAttempt, AttemptRecord, ClaimedDelivery, FinishedAttempt, SigningKeys, Store, StoreError};
+use store::{
+    AfterAttempt, AttemptRecord, ClaimedDelivery, FinishedAttempt, KeysVersion, SigningKeys, Store,
+    StoreError,
+};
 use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -36,9 +39,6 @@ use tokio_util::task::TaskTracker;
 pub use breaker::BreakerConfig;
 pub use metrics::Metrics;
 use targets::{Slot, Targets};
-
-/// How long signing keys are cached: a rotated token or secret signs within this long.
-const KEY_CACHE_TTL: Duration = Duration::from_secs(2);
 
 /// Most attempts written in one transaction by the recorder (group commit).
 const RECORD_BATCH: usize = 256;
@@ -71,7 +71,8 @@ struct Inner {
     wake: Notify,
     in_flight: Arc<Semaphore>,
     targets: Arc<Targets>,
-    keys: Mutex<HashMap<AuthId, (tokio::time::Instant, SigningKeys)>>,
+    /// Unsealed keys by account, each labelled with the version it was read at.
+    keys: Mutex<HashMap<AuthId, SigningKeys>>,
     tasks: TaskTracker,
     metrics: Arc<Metrics>,
     /// Cancelled when the engine stops: claimed deliveries not yet sent are released.
@@ -248,18 +249,18 @@ impl Dispatcher {
         }
     }
 
-    async fn keys(&self, auth_id: &AuthId) -> Result<SigningKeys, StoreError> {
-        let fresh = |at: &tokio::time::Instant| at.elapsed() < KEY_CACHE_TTL;
-        if let Ok(cache) = self.inner.keys.lock() {
-            if let Some((at, keys)) = cache.get(auth_id) {
-                if fresh(at) {
-                    return Ok(keys.clone());
-                }
+    /// The account's signing keys at `version` (the claim's) or later; `None` reads them anew.
+    /// A key change bumps the version in its own transaction, so no callback claimed after
+    /// the change's commit is signed with the old keys, whichever process made it.
+    async fn keys(&self, auth_id: &AuthId, version: Option<KeysVersion>) -> Result<SigningKeys, StoreError> {
+        if let (Some(version), Ok(cache)) = (version, self.inner.keys.lock()) {
+            if let Some(keys) = cache.get(auth_id).filter(|keys| keys.version == version) {
+                return Ok(keys.clone());
             }
         }
         let keys = self.inner.store.signing_keys(auth_id).await?;
         if let Ok(mut cache) = self.inner.keys.lock() {
-            cache.insert(auth_id.clone(), (tokio::time::Instant::now(), keys.clone()));
+            cache.insert(auth_id.clone(), keys.clone());
         }
         Ok(keys)
     }
@@ -306,7 +307,7 @@ impl Dispatcher {
                 return true;
             }
         };
-        let keys = match self.keys(&delivery.auth_id).await {
+        let keys = match self.keys(&delivery.auth_id, Some(delivery.keys_version)).await {
             Ok(keys) => keys,
             Err(error) => {
                 tracing::error!(%error, event_id = %delivery.event_id, "loading signing keys failed; retrying later");
@@ -467,7 +468,7 @@ impl Dispatcher {
         level: domain::Level,
         target: &domain::Target,
     ) -> Result<TestResult, StoreError> {
-        let keys = self.keys(&account.auth_id).await?;
+        let keys = self.keys(&account.auth_id, None).await?;
         let now = clock::now();
         let call = synthetic_call(account, now);
         let fields: Vec<(String, String)> =

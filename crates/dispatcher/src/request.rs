@@ -118,6 +118,7 @@ mod tests {
             auth_token: b"token-of-the-account".to_vec(),
             parent_token: b"token-of-the-parent".to_vec(),
             secrets: vec![vec![1; 32], vec![2; 32]],
+            version: store::KeysVersion::default(),
         }
     }
 

@@ -191,6 +191,15 @@ pub struct ClaimedDelivery {
     pub attempt_count: u32,
     /// The callback's form fields, in wire order.
     pub fields: Vec<(String, String)>,
+    /// The account's signing keys as of the claim: keys cached at another version are stale.
+    pub keys_version: KeysVersion,
+}
+
+/// How many times an account's signing keys, and its parent's, have changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeysVersion {
+    pub own: i64,
+    pub parent: i64,
 }
 
 impl ClaimedDelivery {
@@ -211,6 +220,8 @@ pub struct SigningKeys {
     pub parent_token: Vec<u8>,
     /// Raw bytes of each active signing secret.
     pub secrets: Vec<Vec<u8>>,
+    /// The version these keys were read at.
+    pub version: KeysVersion,
 }
 
 impl std::fmt::Debug for SigningKeys {

@@ -50,6 +50,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0003_delivery.sql"),
     include_str!("../../migrations/sqlite/0004_append_only_indexes.sql"),
     include_str!("../../migrations/sqlite/0005_waiting_deliveries.sql"),
+    include_str!("../../migrations/sqlite/0006_keys_version.sql"),
 ];
 
 /// A job's result, sent once the transaction it ran in has committed (or failed to).

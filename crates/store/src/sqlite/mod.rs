@@ -253,6 +253,7 @@ impl Store for SqliteStore {
                         auth_id.as_str(),
                     ],
                 )?)?;
+                secrets::keys_changed(c, &auth_id)?;
                 Ok(token)
             })
             .await

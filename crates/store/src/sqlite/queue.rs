@@ -96,6 +96,7 @@ fn claimed_from_row(conn: &Connection, row: &Row<'_>) -> Result<ClaimedDelivery,
         target_attempts: count(row, "target_attempts")?,
         attempt_count: count(row, "attempt_count")?,
         fields,
+        keys_version: super::secrets::keys_version(conn, &auth_id)?,
     })
 }
 

@@ -10,7 +10,7 @@ use super::db::{all, execute, first};
 use super::random_u128;
 use crate::codec::*;
 use crate::vault::Vault;
-use crate::{NewSecret, SecretDeletion, SecretInfo, SigningKeys, StoreError};
+use crate::{KeysVersion, NewSecret, SecretDeletion, SecretInfo, SigningKeys, StoreError};
 
 pub(super) fn insert_secret(
     vault: &Vault,
@@ -27,6 +27,7 @@ pub(super) fn insert_secret(
         "INSERT INTO signing_secrets (secret_id, auth_id, secret_sealed, created_at) VALUES (?, ?, ?, ?)",
         params![secret_id.to_string(), auth_id.as_str(), sealed, time_to_db(now)],
     )?;
+    keys_changed(conn, auth_id)?;
     Ok(NewSecret {
         info: SecretInfo {
             secret_id,
@@ -74,6 +75,7 @@ pub(super) fn delete_signing_secret(
         [auth_id.as_str(), secret_id.as_str()],
     )?;
     if deleted == 1 {
+        keys_changed(conn, auth_id)?;
         return Ok(SecretDeletion::Deleted);
     }
     let exists = first(
@@ -89,6 +91,33 @@ pub(super) fn delete_signing_secret(
     })
 }
 
+/// Counts a change of the account's signing keys, in the transaction that makes it.
+pub(super) fn keys_changed(conn: &Connection, auth_id: &AuthId) -> Result<(), StoreError> {
+    execute(
+        conn,
+        "UPDATE accounts SET keys_version = keys_version + 1 WHERE auth_id = ?",
+        [auth_id.as_str()],
+    )
+    .map(drop)
+}
+
+/// The versions of the keys that sign `auth_id`'s callbacks: its own and its parent's (whose
+/// token keys the `-MA-` signatures).
+pub(super) fn keys_version(conn: &Connection, auth_id: &str) -> Result<KeysVersion, StoreError> {
+    first(
+        conn,
+        "SELECT a.keys_version AS own, COALESCE(p.keys_version, a.keys_version) AS parent          FROM accounts a LEFT JOIN accounts p ON p.auth_id = a.parent_auth_id WHERE a.auth_id = ?",
+        [auth_id],
+        |row| {
+            Ok(KeysVersion {
+                own: row.get("own")?,
+                parent: row.get("parent")?,
+            })
+        },
+    )?
+    .ok_or(StoreError::NotFound)
+}
+
 pub(super) fn signing_keys(
     conn: &Connection,
     vault: &Vault,
@@ -97,20 +126,24 @@ pub(super) fn signing_keys(
     let sealed_token = |id: &str| {
         first(
             conn,
-            "SELECT token_sealed, parent_auth_id FROM accounts WHERE auth_id = ?",
+            "SELECT token_sealed, parent_auth_id, keys_version FROM accounts WHERE auth_id = ?",
             [id],
             |row| {
                 let sealed: Vec<u8> = row.get("token_sealed")?;
                 let parent: Option<String> = row.get("parent_auth_id")?;
-                Ok((open_token(vault, id, &sealed)?, parent))
+                let version: i64 = row.get("keys_version")?;
+                Ok((open_token(vault, id, &sealed)?, parent, version))
             },
         )?
         .ok_or(StoreError::NotFound)
     };
-    let (auth_token, parent) = sealed_token(auth_id.as_str())?;
-    let parent_token = match parent {
-        None => auth_token.clone(),
-        Some(parent) => sealed_token(&parent)?.0,
+    let (auth_token, parent, own) = sealed_token(auth_id.as_str())?;
+    let (parent_token, parent_version) = match parent {
+        None => (auth_token.clone(), own),
+        Some(parent) => {
+            let (token, _, version) = sealed_token(&parent)?;
+            (token, version)
+        }
     };
     let secrets = all(
         conn,
@@ -128,5 +161,9 @@ pub(super) fn signing_keys(
         auth_token,
         parent_token,
         secrets,
+        version: KeysVersion {
+            own,
+            parent: parent_version,
+        },
     })
 }

@@ -1,9 +1,8 @@
 //! Signatures of real deliveries (PRODUCT.md §4.4, `reference/vobiz-api.md` §8): every
 //! callback verifies with `signing::verify_request` under the account's auth token and its
 //! signing secrets; a second secret adds a second `v1,` entry; a sub-account's `-MA-` headers
-//! are keyed by its parent's token. The signing arithmetic itself is tested in `signing`.
-
-use std::time::Duration;
+//! are keyed by its parent's token; a key change signs the very next callback. The signing
+//! arithmetic itself is tested in `signing`.
 
 use reqwest::Method;
 use serde_json::json;
@@ -11,7 +10,7 @@ use signing::standard::SigningSecret;
 use signing::{verify_request, CapturedRequest, Check, Keys, Report};
 
 use super::{register_call, report_whole_call, WAIT};
-use crate::fixture::{send, Account};
+use crate::fixture::{send, Account, Server};
 use crate::receiver::{Arrival, Receiver};
 
 /// How far `webhook-timestamp` may be from now (the Standard Webhooks default).
@@ -141,46 +140,114 @@ async fn real_post_and_get_callbacks_verify_with_the_token_and_the_signing_secre
     );
 }
 
+/// Registers a call whose only callback goes to `path` and waits for it: the newest arrival.
+async fn next_callback(server: &Server, account: &Account, receiver: &Receiver, path: &str) -> Arrival {
+    let n = receiver.arrivals_to(path).len();
+    register_call(server, account, &json!({ "status_url": receiver.url(path) })).await;
+    receiver
+        .wait_for(path, n + 1, WAIT)
+        .await
+        .pop()
+        .expect("an arrival")
+}
+
 #[tokio::test]
 async fn a_second_signing_secret_adds_a_second_signature_and_either_verifies() {
     let receiver = Receiver::start().await;
     let server = super::start_server(&[]).await;
     let account = server.admin_create_account("rotation").await;
     let first = creation_secret(&account);
-    register_call(&server, &account, &json!({ "status_url": receiver.url("/cb") })).await;
-    let before = receiver.wait_for("/cb", 1, WAIT).await;
-    assert_eq!(n_signatures(&before[0]), 1);
+    let before = next_callback(&server, &account, &receiver, "/cb").await;
+    assert_eq!(n_signatures(&before), 1);
 
     let created = send(server.authed(&account, Method::POST, &account.path("/signing-secrets")))
         .await
         .expect(201);
     let second = SigningSecret::parse(created["secret"].as_str().expect("secret")).expect("whsec_ secret");
-    // Signing keys are cached briefly (a rotated secret signs within seconds): deliver until a
-    // callback carries both signatures.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let both = loop {
-        let n = receiver.arrivals_to("/cb").len();
-        register_call(&server, &account, &json!({ "status_url": receiver.url("/cb") })).await;
-        let latest = receiver
-            .wait_for("/cb", n + 1, WAIT)
-            .await
-            .pop()
-            .expect("an arrival");
-        if n_signatures(&latest) == 2 {
-            break latest;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no callback carried the second secret's signature"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    // The very next call's first callback: key changes have no cache window.
+    let both = next_callback(&server, &account, &receiver, "/cb").await;
+    assert_eq!(n_signatures(&both), 2, "signed by both secrets at once");
     for secrets in [vec![first.clone()], vec![second.clone()], vec![first, second]] {
         assert_all_valid(
             &verify(&both, &account.auth_token, None, &secrets),
             "either active secret verifies",
         );
     }
+}
+
+/// A secret deleted because it leaked must never sign again once the DELETE answered, and a
+/// rotated token (the account's, or its parent's for the `-MA-` signatures) keys the very next
+/// callback — with the old keys cached from the callbacks just before.
+#[tokio::test]
+async fn a_deleted_secret_or_a_rotated_token_never_signs_a_later_callback() {
+    let receiver = Receiver::start().await;
+    let server = super::start_server(&[]).await;
+    let parent = server.admin_create_account("keys-parent").await;
+    let account = server.admin_create_sub_account("keys", &parent).await;
+    let leaked = creation_secret(&account);
+    let leaked_id = account.json["signing_secret"]["secret_id"]
+        .as_str()
+        .expect("secret_id")
+        .to_owned();
+    let created = send(server.authed(&account, Method::POST, &account.path("/signing-secrets")))
+        .await
+        .expect(201);
+    let kept = SigningSecret::parse(created["secret"].as_str().expect("secret")).expect("whsec_ secret");
+    let signed_by_both = next_callback(&server, &account, &receiver, "/k").await;
+    assert_eq!(n_signatures(&signed_by_both), 2);
+
+    server
+        .delete(&account, &account.path(&format!("/signing-secrets/{leaked_id}")))
+        .await
+        .expect(204);
+    let after_delete = next_callback(&server, &account, &receiver, "/k").await;
+    assert_eq!(n_signatures(&after_delete), 1, "one secret left, one signature");
+    let tokens = (account.auth_token.as_str(), Some(parent.auth_token.as_str()));
+    assert_eq!(
+        verify(&after_delete, tokens.0, tokens.1, &[leaked]).standard,
+        Check::Invalid,
+        "the deleted secret signs nothing after the DELETE"
+    );
+    assert_all_valid(
+        &verify(&after_delete, tokens.0, tokens.1, std::slice::from_ref(&kept)),
+        "the kept secret still signs",
+    );
+
+    let rotate = |auth_id: &str| {
+        let path = format!("/api/v1/admin/accounts/{auth_id}/rotate-token");
+        let server = &server;
+        async move {
+            send(server.operator(Method::POST, &path)).await.expect(200)["auth_token"]
+                .as_str()
+                .expect("a new token")
+                .to_owned()
+        }
+    };
+    let own = rotate(&account.auth_id).await;
+    let after_rotation = next_callback(&server, &account, &receiver, "/k").await;
+    assert_all_valid(
+        &verify(&after_rotation, &own, tokens.1, std::slice::from_ref(&kept)),
+        "V2/V3 by the new token at once",
+    );
+    let old = verify(&after_rotation, tokens.0, tokens.1, std::slice::from_ref(&kept));
+    assert_eq!(
+        (old.v2, old.v3),
+        (Check::Invalid, Check::Invalid),
+        "not by the old token"
+    );
+
+    let parents = rotate(&parent.auth_id).await;
+    let after_parent = next_callback(&server, &account, &receiver, "/k").await;
+    assert_all_valid(
+        &verify(&after_parent, &own, Some(&parents), std::slice::from_ref(&kept)),
+        "MA by the parent's new token at once",
+    );
+    let old = verify(&after_parent, &own, tokens.1, &[kept]);
+    assert_eq!(
+        (old.ma_v2, old.ma_v3),
+        (Check::Invalid, Check::Invalid),
+        "not by the parent's old token"
+    );
 }
 
 #[tokio::test]
