@@ -58,14 +58,16 @@ impl Style {
 /// When each event was submitted (see [`Style`]), keyed like the receiver's arrivals.
 pub type Submitted = Arc<Mutex<HashMap<(String, u32), Instant>>>;
 
-fn mark(submitted: &Submitted, call: &str, sequence: u32) {
+fn mark(submitted: &Submitted, call: &str, sequence: u32, at: Instant) {
     if let Ok(mut s) = submitted.lock() {
-        s.insert((call.to_owned(), sequence), Instant::now());
+        s.insert((call.to_owned(), sequence), at);
     }
 }
 
 /// Submits event `step` of `call` (0: register it, its `CallInitiated`; then `EVENTS`) and
-/// records its submit time as `style` says.
+/// records its submit time as `style` says. `planned` is when a paced injector meant to send
+/// it: latency from before the send counts from then, so an injector that fell behind does not
+/// hide the delay (coordinated omission).
 async fn submit(
     hookline: &Hookline,
     submitted: &Submitted,
@@ -73,10 +75,11 @@ async fn submit(
     call: &str,
     url: &str,
     step: usize,
+    planned: Option<Instant>,
 ) -> anyhow::Result<()> {
     let sequence = u32::try_from(step).unwrap_or(0) + 1;
     if style == Style::NewCalls {
-        mark(submitted, call, sequence);
+        mark(submitted, call, sequence, planned.unwrap_or_else(Instant::now));
     }
     if step == 0 {
         hookline.register(call, url).await?;
@@ -84,7 +87,7 @@ async fn submit(
         hookline.report(call, EVENTS[step - 1]).await?;
     }
     if style == Style::FourEvents {
-        mark(submitted, call, sequence);
+        mark(submitted, call, sequence, Instant::now());
     }
     Ok(())
 }
@@ -98,7 +101,7 @@ async fn play_call(
     url: &str,
 ) -> anyhow::Result<()> {
     for step in 0..style.events_per_call() {
-        submit(hookline, submitted, style, call, url, step).await?;
+        submit(hookline, submitted, style, call, url, step, None).await?;
     }
     Ok(())
 }
@@ -185,12 +188,12 @@ pub async fn steady(
                 if sent >= total {
                     break;
                 }
-                ticker.tick().await;
+                let planned = ticker.tick().await.into_std();
                 let permit = Arc::clone(&limit).acquire_owned().await?;
                 let (hookline, submitted) = (Arc::clone(hookline), Arc::clone(&submitted));
                 let (call, url) = (call.clone(), receiver.url(*endpoint, call));
                 tasks.spawn(async move {
-                    let result = submit(&hookline, &submitted, style, &call, &url, step).await;
+                    let result = submit(&hookline, &submitted, style, &call, &url, step, Some(planned)).await;
                     drop(permit);
                     result
                 });

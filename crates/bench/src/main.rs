@@ -340,7 +340,11 @@ async fn run_scenario(name: &str, args: &Args) -> anyhow::Result<Figures> {
             // the figures show how many never came.
             let (quiet, wait) = match style {
                 Style::FourEvents => (Duration::MAX, Duration::from_secs(60)),
-                Style::NewCalls => (Duration::from_secs(20), Duration::from_secs(300)),
+                // Scaled with the run (at least 5 s), so --quick stays under a minute.
+                Style::NewCalls => (
+                    Duration::from_secs_f64((20.0 * scale).max(5.0)),
+                    Duration::from_secs_f64((300.0 * scale).max(30.0)),
+                ),
             };
             receiver.wait_quiet(expected, quiet, Instant::now() + wait).await;
             Ok(figures(

@@ -14,8 +14,9 @@
 //!   rest goes back to the queue ([`Deferral`]), so one slow endpoint cannot fill the engine.
 //! - **Breakers**: one per endpoint for outcomes that say the endpoint is unhealthy (timeouts,
 //!   5xx, 429 and connection failures); one per host for connection failures (connect, TLS)
-//!   and for each endpoint once as it starts failing since the host's last success
-//!   ([`host_verdict`]). A hanging or failing path pauses itself, never its host's healthy
+//!   and for each endpoint once as it starts failing since the host's last success, counting
+//!   only attempts begun after that success ([`host_verdict`]); a path known to fail does not
+//!   get the host's probe while another path could take it. A hanging or failing path pauses itself, never its host's healthy
 //!   paths; a host whose paths all fail is paused as a whole.
 //!
 //! The state lives in this process only: with several processes each keeps its own view, and
@@ -31,6 +32,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::breaker::{Admission, Breaker, BreakerConfig};
+use crate::delta;
 
 /// Claimed deliveries kept per permit of a share (waiting for it or sending).
 pub const CLAIMED_PER_PERMIT: usize = 4;
@@ -67,14 +69,15 @@ pub fn endpoint_failing(outcome: &Outcome) -> bool {
 /// connection or its TLS failed, or the failure is the first of this endpoint since the host's
 /// last success: `threshold` endpoints failing in a row), `Some(false)` up (it answered as an
 /// endpoint should), `None` nothing new (another failure of an endpoint already counted — a
-/// hanging or failing path alone never pauses its host).
+/// hanging or failing path alone never pauses its host — or nothing was sent). The caller
+/// ignores failures of attempts begun before the host's last success.
 pub fn host_verdict(outcome: &Outcome, first_of_endpoint: bool) -> Option<bool> {
-    if matches!(outcome.error, Some(ErrorKind::Connect | ErrorKind::Tls)) {
-        Some(true)
-    } else if endpoint_failing(outcome) {
-        first_of_endpoint.then_some(true)
-    } else {
-        Some(false)
+    match outcome.error {
+        Some(ErrorKind::Connect | ErrorKind::Tls) => Some(true),
+        // Not sent at all: says nothing about the host.
+        Some(ErrorKind::Dns | ErrorKind::Blocked) => None,
+        _ if endpoint_failing(outcome) => first_of_endpoint.then_some(true),
+        _ => Some(false),
     }
 }
 
@@ -186,10 +189,12 @@ impl Targets {
         let endpoint = host.endpoints.entry(path.clone()).or_insert_with(Endpoint::new);
         let suspect = endpoint.breaker.is_suspect();
         let share = allowance(self.ceiling, active, suspect) * CLAIMED_PER_PERMIT;
-        // The host's cap spares an endpoint's first few deliveries: an endpoint that cannot
-        // claim never becomes active, so the fair share would never make room for it.
+        // The host's cap spares an endpoint's first few deliveries (an endpoint that cannot
+        // claim never becomes active, so the fair share would never make room for it) up to
+        // twice the cap: with per-call paths every delivery is a new endpoint.
+        let cap = self.ceiling * CLAIMED_PER_PERMIT;
         let host_full =
-            host.queued >= self.ceiling * CLAIMED_PER_PERMIT && endpoint.queued >= CLAIMED_PER_PERMIT;
+            host.queued >= 2 * cap || (host.queued >= cap && endpoint.queued >= CLAIMED_PER_PERMIT);
         if endpoint.queued >= share || host_full {
             if endpoint.forgettable() {
                 host.endpoints.remove(&path);
@@ -298,6 +303,17 @@ impl Slot {
                         endpoint: false,
                     });
                 };
+                // A path known to fail would fail the host's probe and pause every path again: it
+                // may probe only once the pause has been over for an attempt budget, when no
+                // other path took the probe (every path fails: the host is down).
+                let recently_paused = host
+                    .breaker
+                    .paused_until()
+                    .is_some_and(|until| now < until + delta(self.targets.suspect_deferral));
+                if on_host == Admission::Probe && endpoint.breaker.is_suspect() && recently_paused {
+                    host.breaker.abandon_probe();
+                    return Err(now + delta(SATURATED_DEFERRAL));
+                }
                 match endpoint.breaker.admit(now, config) {
                     Admission::Wait(until) => {
                         if on_host == Admission::Probe {
@@ -336,11 +352,7 @@ impl Slot {
             // Attempts that ended together (their timers fire on the same tick) but began before
             // the host's last success say nothing against the host: it answered since.
             let verdict = if host.last_success.is_some_and(|at| at >= started) {
-                if endpoint_failing(outcome) {
-                    None
-                } else {
-                    Some(false)
-                }
+                host_verdict(outcome, false).filter(|down| !down)
             } else {
                 let threshold = usize::try_from(config.threshold).unwrap_or(usize::MAX);
                 let first_of_endpoint = endpoint_failing(outcome)
@@ -476,7 +488,7 @@ mod tests {
         for kind in [ErrorKind::Blocked, ErrorKind::Dns] {
             let refused = outcome(Some(kind), None);
             assert!(!endpoint_failing(&refused), "{kind:?}");
-            assert_eq!(host_verdict(&refused, false), Some(false), "{kind:?}");
+            assert_eq!(host_verdict(&refused, false), None, "{kind:?}: nothing was sent");
         }
         assert!(!endpoint_failing(&outcome(None, Some(200))));
     }
@@ -559,6 +571,44 @@ mod tests {
     }
 
     #[test]
+    fn per_call_paths_cannot_claim_more_than_twice_the_hosts_cap() {
+        let targets = Targets::new(4, Duration::from_secs(3), CONFIG);
+        let claimed: Vec<Slot> = (0..100)
+            .filter_map(|i| targets.claim_now(&format!("http://h:1/calls/{i}")).ok())
+            .collect();
+        assert_eq!(claimed.len(), 2 * 4 * CLAIMED_PER_PERMIT);
+    }
+
+    #[test]
+    fn a_path_known_to_fail_does_not_get_the_hosts_probe_while_another_can() {
+        let targets = Targets::new(8, Duration::from_secs(3), CONFIG);
+        let connect = outcome(Some(ErrorKind::Connect), None);
+        let failing = targets.claim_now("http://h:1/failing").expect("claim");
+        failing.record(&connect, Probes::default(), now(), now());
+        failing.record(&connect, Probes::default(), now(), now());
+        let after_pause = now() + CONFIG.pause;
+        assert!(
+            failing.admit(after_pause).is_err(),
+            "the failing path does not take the host's probe"
+        );
+        let fresh = targets.claim_now("http://h:1/fresh").expect("claim");
+        assert_eq!(
+            fresh.admit(after_pause).map(|p| p.host),
+            Ok(true),
+            "a path not known to fail does"
+        );
+        fresh.abandon(Probes {
+            host: true,
+            endpoint: false,
+        });
+        let much_later = after_pause + chrono::TimeDelta::seconds(4);
+        assert!(
+            failing.admit(much_later).is_ok_and(|p| p.host),
+            "once nobody else took it, even a failing path probes"
+        );
+    }
+
+    #[test]
     fn a_host_whose_paths_all_fail_is_paused_one_failing_path_never_pauses_it() {
         let targets = Targets::new(8, Duration::from_secs(3), CONFIG);
         let unavailable = outcome(Some(ErrorKind::Status), Some(503));
@@ -586,11 +636,12 @@ mod tests {
         );
         fine.record(&outcome(None, Some(200)), Probes::default(), now(), now());
         let again = targets.claim_now("http://h:2/y").expect("claim");
+        let later = now() + chrono::TimeDelta::milliseconds(1);
         again.record(
             &outcome(Some(ErrorKind::Timeout), None),
             Probes::default(),
-            now(),
-            now(),
+            later,
+            later,
         );
         assert!(
             again.admit(now()).is_ok(),

@@ -16,12 +16,12 @@
 //! copying half a second of pages paused every write for ~20 ms (the p99 of a steady load). So a
 //! checkpointer thread copies beside the writer every 100 ms while it writes, and the writer
 //! runs its own checkpoint in the first pause after one of those, when only the pages written
-//! since are left (under a millisecond instead of 5–10 ms at 500 events/s).
+//! since are left.
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
@@ -230,13 +230,20 @@ fn write_loop(
     wrote: &mpsc::SyncSender<()>,
     checkpoints: &Checkpoints,
 ) {
-    // The writer waits for a side checkpoint in progress (~100 ms of pages at most): only its
-    // own checkpoint, in a pause, can let the WAL start over.
-    let checkpoint = |conn: &Connection| {
-        let _alone = checkpoints
-            .running
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Only the writer's own checkpoint, between its transactions, lets the WAL start over. In
+    // a pause it skips a side checkpoint in progress (it tries again in the next pause); at the
+    // latest it waits for it (~100 ms of pages at most).
+    let checkpoint = |conn: &Connection, wait: bool| {
+        let _alone = match checkpoints.running.try_lock() {
+            Ok(alone) => alone,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) if wait => checkpoints
+                .running
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            Err(TryLockError::WouldBlock) => return false,
+        };
+        checkpoints.side_done.store(false, Ordering::Relaxed);
         checkpoint(conn)
     };
     let mut last_checkpoint = Instant::now();
@@ -256,7 +263,7 @@ fn write_loop(
                 let due = last_checkpoint.elapsed() >= CHECKPOINT_EVERY
                     && (checkpoints.side_done.swap(false, Ordering::Relaxed)
                         || last_checkpoint.elapsed() >= CHECKPOINT_AT_LATEST);
-                if written && due && checkpoint(&conn) {
+                if written && due && checkpoint(&conn, false) {
                     (last_checkpoint, written) = (Instant::now(), false);
                 }
                 continue;
@@ -274,11 +281,11 @@ fn write_loop(
         written = true;
         // Full means the checkpointer has a wake-up pending already.
         let _ = wrote.try_send(());
-        if last_checkpoint.elapsed() >= CHECKPOINT_AT_LATEST && checkpoint(&conn) {
+        if last_checkpoint.elapsed() >= CHECKPOINT_AT_LATEST && checkpoint(&conn, true) {
             (last_checkpoint, written) = (Instant::now(), false);
         }
     }
-    let _ = checkpoint(&conn);
+    let _ = checkpoint(&conn, true);
 }
 
 /// Copies the WAL into the database file beside the writer, every [`SIDE_CHECKPOINT_EVERY`]
@@ -289,10 +296,13 @@ fn checkpoint_loop(conn: Connection, written: &mpsc::Receiver<()>, checkpoints: 
         std::thread::sleep(SIDE_CHECKPOINT_EVERY);
         let _ = written.try_recv();
         // The writer's checkpoint goes first; this one would only find the WAL copied.
-        if let Ok(_alone) = checkpoints.running.try_lock() {
-            if checkpoint(&conn) {
-                checkpoints.side_done.store(true, Ordering::Relaxed);
-            }
+        let alone = match checkpoints.running.try_lock() {
+            Ok(alone) => Some(alone),
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        };
+        if alone.is_some() && checkpoint(&conn) {
+            checkpoints.side_done.store(true, Ordering::Relaxed);
         }
     }
 }
