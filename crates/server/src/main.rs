@@ -119,6 +119,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             "dev mode: http and loopback/private callback targets are allowed; never use this in production"
         );
     }
+    let _one_writer = serve::lock_embedded_database(&config)?;
     let store = serve::open_store(&config).await?;
     if config.dev && store.count_accounts().await? == 0 {
         let created = api::new_account(

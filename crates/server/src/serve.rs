@@ -19,6 +19,44 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{redact_dsn, Config};
 use crate::keys::server_key;
 
+/// Takes the embedded database for this `serve` process alone: SQLite has one writer, and a
+/// second process would release the first one's leases at its start (and so send its in-flight
+/// callbacks twice). The lock is a file beside the database, held until the returned handle
+/// drops (the process ends, `kill -9` included). `None` for other backends.
+///
+/// # Errors
+/// When another process holds the lock, or the lock file cannot be opened.
+pub fn lock_embedded_database(config: &Config) -> anyhow::Result<Option<std::fs::File>> {
+    if !config.database.starts_with("sqlite:") {
+        return Ok(None);
+    }
+    let database = SqliteStore::database_path(&config.database)?;
+    let mut name = database.clone().into_os_string();
+    name.push(".serve-lock");
+    let path = std::path::PathBuf::from(name);
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another `hookline serve` is already using {} (it holds {}): SQLite has one writer, \
+             so stop that process first (several nodes need PostgreSQL)",
+            database.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(error)) => {
+            Err(error).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}
+
 /// Opens and migrates the database the configuration names.
 ///
 /// # Errors

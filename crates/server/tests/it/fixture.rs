@@ -96,10 +96,40 @@ impl DataDir {
     /// Runs `hookline ARGS` with no server, no inherited `HOOKLINE_*` variables, in this
     /// directory. The caller passes the settings it wants.
     pub fn run_cli(&self, args: &[&str]) -> Output {
+        self.cli(args).output().expect("running the hookline binary")
+    }
+
+    /// Like [`DataDir::run_cli`] for a command that should end by itself: killed after
+    /// `deadline` if it did not (then its status is not a success).
+    pub fn run_cli_within(&self, args: &[&str], deadline: Duration) -> Output {
+        let child = self
+            .cli(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting the hookline binary");
+        let id = child.id();
+        let (done, finished) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(child.wait_with_output());
+        });
+        match finished.recv_timeout(deadline) {
+            Ok(output) => output.expect("waiting for the hookline binary"),
+            Err(_) => {
+                signal(id, "-KILL");
+                finished
+                    .recv()
+                    .expect("the waiting thread answers")
+                    .expect("waiting for the hookline binary")
+            }
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_hookline"));
         command.args(args).current_dir(self.dir.path());
         clear_hookline_env(&mut command);
-        command.output().expect("running the hookline binary")
+        command
     }
 
     /// `hookline accounts create --name NAME [--parent ID] --database … --secret-key …`,

@@ -114,3 +114,35 @@ async fn dev_mode_on_a_database_with_accounts_prints_no_demo_account() {
     );
     server.get(&existing, &existing.path("")).await.expect(200);
 }
+
+/// SQLite has one writer (and `serve` releases every lease at start): a second `serve` on the
+/// same database refuses to start and says why, the first keeps serving, and once the first is
+/// gone — even by `kill -9` — a new one starts.
+#[tokio::test]
+async fn a_second_serve_on_the_same_sqlite_file_refuses_to_start() {
+    let first = Server::start().await;
+    let account = first.admin_create_account("owner").await;
+    let database = first.data().database_url();
+    let second = first.data().run_cli_within(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            &database,
+            "--secret-key",
+            first.data().secret_key(),
+        ],
+        std::time::Duration::from_secs(20),
+    );
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "the second serve ran: {stderr}");
+    assert!(
+        stderr.contains("another `hookline serve` is already using"),
+        "the refusal says why: {stderr}"
+    );
+    first.get(&account, &account.path("")).await.expect(200);
+
+    let again = Server::start_on(first.kill(), &[]).await;
+    again.get(&account, &account.path("")).await.expect(200);
+}

@@ -80,17 +80,24 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// The file of a `sqlite://PATH` URL.
+    ///
+    /// # Errors
+    /// `Io` when the URL is not a SQLite URL.
+    pub fn database_path(url: &str) -> Result<PathBuf, StoreError> {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| StoreError::Io(format!("{url:?} is not a sqlite:// URL")))?;
+        Ok(PathBuf::from(path.split('?').next().unwrap_or(path)))
+    }
+
     /// Opens (creating if missing, with its directory) the database at a `sqlite://PATH` URL.
     ///
     /// # Errors
     /// `Io` when the URL is not a SQLite URL; `Backend` when the file cannot be opened.
     pub async fn open(url: &str, vault: Vault) -> Result<SqliteStore, StoreError> {
-        let path = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .ok_or_else(|| StoreError::Io(format!("{url:?} is not a sqlite:// URL")))?;
-        let path = path.split('?').next().unwrap_or(path);
-        let path = PathBuf::from(path);
+        let path = Self::database_path(url)?;
         let db = tokio::task::spawn_blocking(move || Db::open(&path))
             .await
             .map_err(|_| StoreError::Io("opening the database panicked".to_owned()))??;
