@@ -97,6 +97,7 @@ pub fn keys_of(url: &str) -> (String, String) {
     }
 }
 
+#[derive(Default)]
 struct Endpoint {
     /// Claimed deliveries of this endpoint here, waiting or sending.
     queued: usize,
@@ -107,15 +108,6 @@ struct Endpoint {
 }
 
 impl Endpoint {
-    fn new() -> Endpoint {
-        Endpoint {
-            queued: 0,
-            in_flight: 0,
-            breaker: Breaker::default(),
-            freed: Arc::new(Notify::new()),
-        }
-    }
-
     fn idle(&self) -> bool {
         self.queued == 0 && self.in_flight == 0
     }
@@ -138,6 +130,13 @@ struct Host {
     endpoints: HashMap<String, Endpoint>,
     /// The endpoint count at which idle endpoints are swept next.
     sweep_at: usize,
+}
+
+impl Host {
+    /// Nothing claimed and nothing its breaker must remember.
+    fn forgettable(&self) -> bool {
+        self.queued == 0 && self.endpoints.is_empty() && self.breaker == Breaker::default()
+    }
 }
 
 /// Every host and endpoint this process sends to. Shared by the engine's tasks.
@@ -186,7 +185,7 @@ impl Targets {
         }
         let newly_active = usize::from(host.endpoints.get(&path).is_none_or(|e| e.queued == 0));
         let active = host.active + newly_active;
-        let endpoint = host.endpoints.entry(path.clone()).or_insert_with(Endpoint::new);
+        let endpoint = host.endpoints.entry(path.clone()).or_default();
         let suspect = endpoint.breaker.is_suspect();
         let share = allowance(self.ceiling, active, suspect) * CLAIMED_PER_PERMIT;
         // The host's cap spares an endpoint's first few deliveries (an endpoint that cannot
@@ -198,7 +197,7 @@ impl Targets {
         if endpoint.queued >= share || host_full {
             if endpoint.forgettable() {
                 host.endpoints.remove(&path);
-                if host.queued == 0 && host.endpoints.is_empty() && host.breaker == Breaker::default() {
+                if host.forgettable() {
                     hosts.remove(&origin);
                 }
             }
@@ -399,7 +398,7 @@ impl Drop for Slot {
                 host.endpoints.remove(&self.path);
             }
         }
-        if host.queued == 0 && host.endpoints.is_empty() && host.breaker == Breaker::default() {
+        if host.forgettable() {
             hosts.remove(&self.origin);
         }
     }

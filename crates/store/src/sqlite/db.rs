@@ -224,6 +224,23 @@ struct Checkpoints {
     side_done: AtomicBool,
 }
 
+impl Checkpoints {
+    /// The right to checkpoint now, unless the other thread is checkpointing; `wait` waits for
+    /// it instead. (A poisoned lock guards nothing: no data lives behind it.)
+    fn take(&self, wait: bool) -> Option<std::sync::MutexGuard<'_, ()>> {
+        match self.running.try_lock() {
+            Ok(alone) => Some(alone),
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) if wait => Some(
+                self.running
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            ),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+}
+
 fn write_loop(
     conn: Connection,
     queue: &mpsc::Receiver<Job>,
@@ -234,14 +251,8 @@ fn write_loop(
     // a pause it skips a side checkpoint in progress (it tries again in the next pause); at the
     // latest it waits for it (~100 ms of pages at most).
     let checkpoint = |conn: &Connection, wait: bool| {
-        let _alone = match checkpoints.running.try_lock() {
-            Ok(alone) => alone,
-            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(TryLockError::WouldBlock) if wait => checkpoints
-                .running
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-            Err(TryLockError::WouldBlock) => return false,
+        let Some(_alone) = checkpoints.take(wait) else {
+            return false;
         };
         checkpoints.side_done.store(false, Ordering::Relaxed);
         checkpoint(conn)
@@ -296,11 +307,7 @@ fn checkpoint_loop(conn: Connection, written: &mpsc::Receiver<()>, checkpoints: 
         std::thread::sleep(SIDE_CHECKPOINT_EVERY);
         let _ = written.try_recv();
         // The writer's checkpoint goes first; this one would only find the WAL copied.
-        let alone = match checkpoints.running.try_lock() {
-            Ok(alone) => Some(alone),
-            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
-            Err(TryLockError::WouldBlock) => None,
-        };
+        let alone = checkpoints.take(false);
         if alone.is_some() && checkpoint(&conn) {
             checkpoints.side_done.store(true, Ordering::Relaxed);
         }
