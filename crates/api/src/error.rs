@@ -56,6 +56,10 @@ pub enum ApiError {
     /// 415
     #[error("content type must be application/json")]
     UnsupportedMediaType,
+    /// 503: the database is away (restarting, unreachable); the same request may succeed
+    /// after `Retry-After` seconds. Nothing was written.
+    #[error("the database is unavailable; retry shortly")]
+    Unavailable,
     /// 500: logged with its chain, never shown.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -77,6 +81,7 @@ impl ApiError {
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -93,6 +98,7 @@ impl ApiError {
             ApiError::Unprocessable(_) => "unprocessable",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::Unavailable => "unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -108,6 +114,10 @@ impl From<store::StoreError> for ApiError {
             }
             store::StoreError::Transition(error @ domain::TransitionError::Inconsistent(_)) => {
                 ApiError::Unprocessable(error.to_string())
+            }
+            other if other.is_unavailable() => {
+                tracing::warn!(error = %other, "the database is unavailable");
+                ApiError::Unavailable
             }
             other => ApiError::Internal(Box::new(other)),
         }
@@ -138,7 +148,14 @@ impl IntoResponse for ApiError {
             code: self.code(),
             details,
         };
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        if matches!(self, ApiError::Unavailable) {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }
 

@@ -12,7 +12,7 @@ use dispatcher::{BreakerConfig, Dispatcher, DispatcherConfig, Metrics};
 use domain::retry::RetryPolicy;
 use domain::simulated::SimTimings;
 use domain::{Call, UrlPolicy};
-use store::{SqliteStore, Store, Vault};
+use store::{PgStore, SqliteStore, Store, Vault};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -70,10 +70,13 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             .await
             .with_context(|| format!("opening database {}", redact_dsn(&config.database)))?;
         store.migrate().await.context("migrating the database")?;
-        let store = Arc::new(store);
-        Ok(store)
+        Ok(Arc::new(store))
     } else {
-        anyhow::bail!("the PostgreSQL backend is not in this build yet; use sqlite://PATH")
+        let store = PgStore::open(&config.database, vault)
+            .await
+            .with_context(|| format!("connecting to database {}", redact_dsn(&config.database)))?;
+        store.migrate().await.context("migrating the database")?;
+        Ok(Arc::new(store))
     }
 }
 
@@ -109,6 +112,11 @@ pub async fn run(
         dispatcher_config(&config),
         Arc::clone(&metrics),
     );
+    {
+        // Work another node queued wakes this one at once, not at its next poll.
+        let dispatcher = dispatcher.clone();
+        store.listen_for_work(Arc::new(move || dispatcher.wake()));
+    }
     let on_event = {
         let dispatcher = dispatcher.clone();
         let metrics = Arc::clone(&metrics);

@@ -19,7 +19,11 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error")]
     Backend(#[source] rusqlite::Error),
-    /// The database could not be reached (its file, its writer thread).
+    /// The PostgreSQL server refused a statement.
+    #[error("database error")]
+    Postgres(#[source] tokio_postgres::Error),
+    /// The database could not be reached (its file, its writer thread, its server); the
+    /// request may succeed later unchanged.
     #[error("database unavailable: {0}")]
     Io(String),
     /// Applying migrations failed.
@@ -33,21 +37,63 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        use tokio_postgres::error::SqlState;
+        // A statement the server answered is the statement's fault; no answer (a closed
+        // connection, a server shutting down or starting) is the database being away.
+        match error.code() {
+            None => StoreError::Io(error.to_string()),
+            Some(code)
+                if *code == SqlState::ADMIN_SHUTDOWN
+                    || *code == SqlState::CRASH_SHUTDOWN
+                    || *code == SqlState::CANNOT_CONNECT_NOW
+                    || *code == SqlState::TOO_MANY_CONNECTIONS =>
+            {
+                StoreError::Io(error.to_string())
+            }
+            Some(_) => StoreError::Postgres(error),
+        }
+    }
+}
+
 impl StoreError {
     /// Whether a UNIQUE constraint refused the write.
     pub(crate) fn is_unique_violation(&self) -> bool {
         self.constraint_code() == Some(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
             || self.constraint_code() == Some(rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+            || self.sql_state() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
     }
 
     /// Whether a FOREIGN KEY constraint refused the write.
     pub(crate) fn is_foreign_key_violation(&self) -> bool {
         self.constraint_code() == Some(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY)
+            || self.sql_state() == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION)
+    }
+
+    /// Whether running the transaction again may succeed (PostgreSQL broke a deadlock or a
+    /// serialization conflict by aborting this one).
+    pub(crate) fn is_retryable(&self) -> bool {
+        use tokio_postgres::error::SqlState;
+        matches!(self.sql_state(), Some(s) if *s == SqlState::T_R_DEADLOCK_DETECTED
+            || *s == SqlState::T_R_SERIALIZATION_FAILURE)
+    }
+
+    /// Whether the database is away rather than the request wrong: answered as 503.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Io(_))
     }
 
     fn constraint_code(&self) -> Option<std::os::raw::c_int> {
         match self {
             StoreError::Backend(rusqlite::Error::SqliteFailure(e, _)) => Some(e.extended_code),
+            _ => None,
+        }
+    }
+
+    fn sql_state(&self) -> Option<&tokio_postgres::error::SqlState> {
+        match self {
+            StoreError::Postgres(e) => e.code(),
             _ => None,
         }
     }

@@ -5,8 +5,12 @@
 //! joins by implementing the same trait (and passing the same conformance tests).
 //! Key material is sealed here, at the boundary, so plain text never reaches the database.
 
+#[macro_use]
+mod sql;
 mod codec;
 mod error;
+pub mod postgres;
+mod rows;
 pub mod sqlite;
 pub mod vault;
 
@@ -18,6 +22,7 @@ use domain::{
 };
 
 pub use error::StoreError;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use vault::Vault;
 
@@ -268,6 +273,12 @@ pub struct DeliveryRecord {
 pub trait Store: Send + Sync + 'static {
     /// Checks that the database answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Calls `wake` whenever another process on the same database may have queued work
+    /// (several nodes on one PostgreSQL). A backend that one process owns never calls it.
+    fn listen_for_work(&self, wake: std::sync::Arc<dyn Fn() + Send + Sync>) {
+        drop(wake);
+    }
 
     /// Creates an account with a new auth id, auth token and first signing secret.
     /// `parent` makes it a sub-account; the parent must be an existing main account.

@@ -7,38 +7,19 @@
 //! without its deliveries, nor a state change without its event.
 
 use chrono::{DateTime, Utc};
-use domain::call::{Hangup, Recording, Target};
-use domain::resolution::{DirectUrls, Hierarchy, LevelConfig};
-use domain::{
-    AppId, AuthId, Call, CallStatus, CallUuid, Channel, DeliveryStatus, Direction, Engine, EventId,
-    EventKind, HangupCause, Level, Report, TrunkId, Verdict,
-};
-use rusqlite::{params, Connection, Row};
+use domain::call::Target;
+use domain::resolution::{DirectUrls, Hierarchy};
+use domain::{AppId, AuthId, Call, CallUuid, DeliveryStatus, EventId, EventKind, Level, Report, Verdict};
+use rusqlite::{params, Connection};
 
 use super::db::{all, execute, first};
-use super::rows::text;
-use super::{offset_to_db, random_u128};
 use crate::codec::*;
+use crate::rows::{call_from_row, configuration_from_row};
+use crate::sql::{new_event_id, offset_to_db, IDEMPOTENCY_WINDOW_MICROS};
 use crate::{
     CallCreation, CallFilter, CallbackFilter, DeliveryRecord, IdempotentAnswer, Listing, Page, RecordedEvent,
     StoreError,
 };
-
-/// Idempotency keys are honoured for this long (PRODUCT.md §2.4).
-const IDEMPOTENCY_WINDOW_MICROS: i64 = 24 * 3600 * 1_000_000;
-
-macro_rules! call_columns {
-    () => {
-        "call_uuid, auth_id, direction, from_number, to_number, engine, app_id, trunk_id, \
-         status_url, status_method, ring_url, ring_method, answer_url, answer_method, hangup_url, hangup_method, \
-         time_limit, ring_timeout, record, call_status, initiated_at, ringing_at, answered_at, ended_at, hangup_cause, \
-         hangup_source, recording_id, recording_url, recording_duration_ms, recording_end_reason, last_sequence"
-    };
-}
-
-pub(super) const DELIVERY_COLUMNS: &str =
-    "delivery_id, event_id, call_uuid, event, sequence, channel, level, reason, url, method, \
-     fallback_url, status, delivered_to, next_attempt_at, created_at";
 
 fn insert_call(conn: &Connection, call: &Call, now: DateTime<Utc>) -> Result<(), StoreError> {
     let recording = call.recording.as_ref();
@@ -135,7 +116,7 @@ pub(super) fn load_call(
             " FROM calls WHERE call_uuid = ?1 AND (?2 IS NULL OR auth_id = ?2)"
         ),
         params![call_uuid.to_string(), auth_id.map(AuthId::as_str)],
-        call_from_row,
+        |row| call_from_row(row),
     )
 }
 
@@ -245,164 +226,12 @@ fn configuration(
     .ok_or(StoreError::NotFound)
 }
 
-fn configuration_from_row(
-    row: &Row<'_>,
-    call: &Call,
-) -> Result<(Hierarchy, DirectUrls, domain::Timezone), StoreError> {
-    let timezone = timezone_from_db(&text(row, "timezone")?)?;
-    let mut hierarchy = Hierarchy {
-        call: call.status.as_ref().map(|target| LevelConfig {
-            url: Some(target.url.clone()),
-            method: target.method,
-            ..LevelConfig::default()
-        }),
-        account: Some(LevelConfig {
-            url: url_from_db(row.get("default_callback_url")?)?,
-            method: method_from_db(&text(row, "default_callback_method")?)?,
-            fallback: None,
-            filter: filter_from_db(&text(row, "default_callback_events")?)?,
-        }),
-        ..Hierarchy::default()
-    };
-    let mut application_direct = DirectUrls::default();
-    if row.get::<_, Option<String>>("app_id")?.is_some() {
-        hierarchy.application = Some(LevelConfig {
-            url: url_from_db(row.get("callback_url")?)?,
-            method: method_from_db(&text(row, "callback_method")?)?,
-            fallback: url_from_db(row.get("fallback_callback_url")?)?,
-            filter: filter_from_db(&text(row, "callback_events")?)?,
-        });
-        application_direct.answer = target_from_db(row.get("answer_url")?, row.get("answer_method")?)?;
-        application_direct.hangup = target_from_db(row.get("hangup_url")?, row.get("hangup_method")?)?;
-    }
-    if row.get::<_, Option<String>>("trunk_id")?.is_some() {
-        hierarchy.trunk = Some(LevelConfig {
-            url: url_from_db(row.get("status_callback")?)?,
-            method: method_from_db(&text(row, "status_callback_method")?)?,
-            fallback: None,
-            filter: filter_from_db(&text(row, "status_callback_events")?)?,
-        });
-    }
-    Ok((hierarchy, application_direct, timezone))
-}
-
 fn target_url(target: &Option<Target>) -> Option<&str> {
     target.as_ref().map(|t| t.url.as_str())
 }
 
 fn target_method(target: &Option<Target>) -> Option<&'static str> {
     target.as_ref().map(|t| t.method.as_str())
-}
-
-fn target_from_db(url: Option<String>, method: Option<String>) -> Result<Option<Target>, StoreError> {
-    let Some(url) = url_from_db(url)? else {
-        return Ok(None);
-    };
-    let method = method
-        .as_deref()
-        .map(method_from_db)
-        .transpose()?
-        .unwrap_or_default();
-    Ok(Some(Target { url, method }))
-}
-
-pub(super) fn optional_time(row: &Row<'_>, column: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-    let micros: Option<i64> = row.get(column)?;
-    micros.map(time_from_db).transpose()
-}
-
-pub(super) fn count(row: &Row<'_>, column: &str) -> Result<u32, StoreError> {
-    let value: i64 = row.get(column)?;
-    u32::try_from(value).map_err(|_| corrupt(column, &value.to_string()))
-}
-
-fn call_from_row(row: &Row<'_>) -> Result<Call, StoreError> {
-    let uuid = text(row, "call_uuid")?;
-    let auth_id = text(row, "auth_id")?;
-    let direction = text(row, "direction")?;
-    let engine = text(row, "engine")?;
-    let status = text(row, "call_status")?;
-    let app_id: Option<String> = row.get("app_id")?;
-    let trunk_id: Option<String> = row.get("trunk_id")?;
-    let cause: Option<String> = row.get("hangup_cause")?;
-    let source: Option<String> = row.get("hangup_source")?;
-    let recording_id: Option<String> = row.get("recording_id")?;
-    Ok(Call {
-        call_uuid: CallUuid::parse(&uuid).ok_or_else(|| corrupt("call_uuid", &uuid))?,
-        auth_id: AuthId::parse(&auth_id).ok_or_else(|| corrupt("auth_id", &auth_id))?,
-        direction: Direction::parse(&direction).ok_or_else(|| corrupt("direction", &direction))?,
-        from: text(row, "from_number")?,
-        to: text(row, "to_number")?,
-        engine: Engine::parse(&engine).ok_or_else(|| corrupt("engine", &engine))?,
-        app_id: app_id
-            .map(|id| AppId::parse(&id).ok_or_else(|| corrupt("app_id", &id)))
-            .transpose()?,
-        trunk_id: trunk_id
-            .map(|id| TrunkId::parse(&id).ok_or_else(|| corrupt("trunk_id", &id)))
-            .transpose()?,
-        status: target_from_db(row.get("status_url")?, row.get("status_method")?)?,
-        ring: target_from_db(row.get("ring_url")?, row.get("ring_method")?)?,
-        answer: target_from_db(row.get("answer_url")?, row.get("answer_method")?)?,
-        hangup_target: target_from_db(row.get("hangup_url")?, row.get("hangup_method")?)?,
-        time_limit_s: count(row, "time_limit")?,
-        ring_timeout_s: count(row, "ring_timeout")?,
-        record: row.get("record")?,
-        call_status: CallStatus::parse(&status).ok_or_else(|| corrupt("call_status", &status))?,
-        initiated_at: time_from_db(row.get("initiated_at")?)?,
-        ringing_at: optional_time(row, "ringing_at")?,
-        answered_at: optional_time(row, "answered_at")?,
-        ended_at: optional_time(row, "ended_at")?,
-        hangup: match (cause, source) {
-            (Some(cause), Some(source)) => Some(Hangup {
-                cause: HangupCause::parse(&cause).ok_or_else(|| corrupt("hangup_cause", &cause))?,
-                source,
-            }),
-            _ => None,
-        },
-        recording: match recording_id {
-            Some(recording_id) => {
-                let duration: Option<i64> = row.get("recording_duration_ms")?;
-                Some(Recording {
-                    recording_id,
-                    url: row.get::<_, Option<String>>("recording_url")?.unwrap_or_default(),
-                    duration_ms: u64::try_from(duration.unwrap_or(0)).unwrap_or(0),
-                    end_reason: row
-                        .get::<_, Option<String>>("recording_end_reason")?
-                        .unwrap_or_default(),
-                })
-            }
-            None => None,
-        },
-        last_sequence: count(row, "last_sequence")?,
-    })
-}
-
-pub(super) fn delivery_from_row(row: &Row<'_>) -> Result<DeliveryRecord, StoreError> {
-    let event_id = text(row, "event_id")?;
-    let call_uuid = text(row, "call_uuid")?;
-    let event = text(row, "event")?;
-    let channel = text(row, "channel")?;
-    let status = text(row, "status")?;
-    let level: Option<String> = row.get("level")?;
-    Ok(DeliveryRecord {
-        event_id: EventId::parse(&event_id).ok_or_else(|| corrupt("event_id", &event_id))?,
-        call_uuid: CallUuid::parse(&call_uuid).ok_or_else(|| corrupt("call_uuid", &call_uuid))?,
-        event: EventKind::parse(&event).ok_or_else(|| corrupt("event", &event))?,
-        sequence: count(row, "sequence")?,
-        channel: Channel::parse(&channel).ok_or_else(|| corrupt("channel", &channel))?,
-        level: level
-            .map(|l| Level::parse(&l).ok_or_else(|| corrupt("level", &l)))
-            .transpose()?,
-        reason: text(row, "reason")?,
-        url: row.get("url")?,
-        method: method_from_db(&text(row, "method")?)?,
-        fallback_url: row.get("fallback_url")?,
-        status: DeliveryStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
-        delivered_to: row.get("delivered_to")?,
-        next_attempt_at: optional_time(row, "next_attempt_at")?,
-        created_at: time_from_db(row.get("created_at")?)?,
-        attempts: Vec::new(),
-    })
 }
 
 pub(super) fn create_call(
@@ -447,10 +276,6 @@ pub(super) fn create_call(
     Ok(CallCreation::Created(Box::new(call)))
 }
 
-fn new_event_id(now: DateTime<Utc>) -> EventId {
-    EventId::time_ordered(u64::try_from(now.timestamp_millis()).unwrap_or(0), random_u128())
-}
-
 pub(super) fn list_calls(
     conn: &Connection,
     auth_id: &AuthId,
@@ -487,7 +312,7 @@ pub(super) fn list_calls(
             " ORDER BY initiated_at DESC, call_uuid DESC LIMIT ?8 OFFSET ?9"
         ),
         paged.as_slice(),
-        call_from_row,
+        |row| call_from_row(row),
     )?;
     let total: i64 = conn
         .prepare_cached(concat!("SELECT COUNT(*) FROM calls ", filtered!()))?
@@ -531,7 +356,7 @@ pub(super) fn unfinished_simulated_calls(conn: &Connection) -> Result<Vec<Call>,
                   OR (record = 1 AND answered_at IS NOT NULL AND recording_id IS NULL))"
         ),
         [],
-        call_from_row,
+        |row| call_from_row(row),
     )
 }
 

@@ -16,6 +16,7 @@ use rand::RngCore;
 use rusqlite::params;
 
 use crate::codec::*;
+use crate::sql::offset_to_db;
 use crate::vault::{new_auth_token, token_hash, token_matches, Vault};
 use crate::{
     Authentication, CallCreation, CallFilter, CallbackFilter, ClaimedDelivery, CreatedAccount,
@@ -23,54 +24,16 @@ use crate::{
     SecretDeletion, SecretInfo, SigningKeys, Store, StoreError,
 };
 
-/// The ordering rule of the queue, in one place: an earlier event of the same call to the same
-/// URL is still pending. The arguments are SQL expressions for the delivery's call uuid, URL and
-/// sequence (columns of an outer row, or parameters).
-macro_rules! earlier_pending {
-    ($call:literal, $url:literal, $sequence:literal) => {
-        concat!(
-            "EXISTS (SELECT 1 FROM deliveries p WHERE p.status = 'pending' AND p.call_uuid = ",
-            $call,
-            " AND p.url = ",
-            $url,
-            " AND p.sequence < ",
-            $sequence,
-            ")"
-        )
-    };
-}
-
 mod calls;
 mod db;
 mod queue;
-mod rows;
 mod secrets;
 
+use crate::rows::{account_from_row, application_from_row, trunk_from_row};
 use db::{all, execute, first, Db};
-use rows::{account_from_row, application_from_row, trunk_from_row};
 
 /// How many times a generated id is redrawn after a (vanishingly rare) collision.
 const ID_ATTEMPTS: usize = 3;
-
-macro_rules! account_columns {
-    () => {
-        "auth_id, name, timezone, default_callback_url, default_callback_method, \
-         default_callback_events, parent_auth_id, created_at, updated_at"
-    };
-}
-macro_rules! application_columns {
-    () => {
-        "app_id, auth_id, name, callback_url, callback_method, fallback_callback_url, \
-         callback_events, answer_url, answer_method, hangup_url, hangup_method, created_at, updated_at"
-    };
-}
-macro_rules! trunk_columns {
-    () => {
-        "trunk_id, auth_id, name, status_callback, status_callback_method, \
-         status_callback_events, trunk_direction, trunk_status, termination_uri, recording, engine, \
-         created_at, updated_at"
-    };
-}
 
 /// A [`Store`] on one SQLite database file.
 #[derive(Debug, Clone)]
@@ -185,7 +148,7 @@ impl Store for SqliteStore {
                     c,
                     concat!("SELECT ", account_columns!(), " FROM accounts WHERE auth_id = ?"),
                     [auth_id.as_str()],
-                    account_from_row,
+                    |row| account_from_row(row),
                 )
             })
             .await
@@ -311,7 +274,7 @@ impl Store for SqliteStore {
                         " FROM applications WHERE auth_id = ? AND app_id = ?"
                     ),
                     [auth_id.as_str(), app_id.as_str()],
-                    application_from_row,
+                    |row| application_from_row(row),
                 )
             })
             .await
@@ -333,7 +296,7 @@ impl Store for SqliteStore {
                         " FROM applications WHERE auth_id = ? ORDER BY created_at, app_id LIMIT ? OFFSET ?"
                     ),
                     params![auth_id.as_str(), page.limit, offset_to_db(page.offset)],
-                    application_from_row,
+                    |row| application_from_row(row),
                 )?;
                 let total = count(c, "SELECT COUNT(*) FROM applications WHERE auth_id = ?", &auth_id)?;
                 Ok(Listing { items, total })
@@ -427,7 +390,7 @@ impl Store for SqliteStore {
                         " FROM trunks WHERE auth_id = ? AND trunk_id = ?"
                     ),
                     [auth_id.as_str(), trunk_id.as_str()],
-                    trunk_from_row,
+                    |row| trunk_from_row(row),
                 )
             })
             .await
@@ -445,7 +408,7 @@ impl Store for SqliteStore {
                         " FROM trunks WHERE auth_id = ? ORDER BY created_at, trunk_id LIMIT ? OFFSET ?"
                     ),
                     params![auth_id.as_str(), page.limit, offset_to_db(page.offset)],
-                    trunk_from_row,
+                    |row| trunk_from_row(row),
                 )?;
                 let total = count(c, "SELECT COUNT(*) FROM trunks WHERE auth_id = ?", &auth_id)?;
                 Ok(Listing { items, total })
@@ -745,14 +708,4 @@ fn unique_is_conflict(error: StoreError) -> StoreError {
     } else {
         error
     }
-}
-
-fn offset_to_db(offset: u64) -> i64 {
-    i64::try_from(offset).unwrap_or(i64::MAX)
-}
-
-fn random_u128() -> u128 {
-    let mut bytes = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    u128::from_le_bytes(bytes)
 }

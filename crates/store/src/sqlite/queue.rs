@@ -5,16 +5,14 @@
 //! `record_attempts` writes the result in a second short transaction (PRODUCT.md §4.3).
 
 use chrono::{DateTime, Utc};
-use domain::{AuthId, CallUuid, Channel, DeliveryStatus, EventId, EventKind, Level, TargetKind};
+use domain::{AuthId, DeliveryStatus, EventId};
 use rusqlite::{params, Connection, Row};
 
-use super::calls::{count, delivery_from_row, DELIVERY_COLUMNS};
 use super::db::{all, execute, first};
-use super::rows::text;
 use crate::codec::*;
-use crate::{
-    AfterAttempt, AttemptRecord, ClaimedDelivery, DeliveryRecord, FinishedAttempt, Redelivery, StoreError,
-};
+use crate::rows::{attempt_from_row, claimed_from_row, delivery_from_row, text, Columns};
+use crate::sql::DELIVERY_COLUMNS;
+use crate::{AfterAttempt, ClaimedDelivery, DeliveryRecord, FinishedAttempt, Redelivery, StoreError};
 
 pub(super) fn claim_due(
     conn: &Connection,
@@ -35,7 +33,7 @@ pub(super) fn claim_due(
              fallback_url, target, target_attempts, attempt_count"
         ),
         params![time_to_db(now), time_to_db(lease_until), limit],
-        |row| Ok((row.get::<_, i64>("delivery_id")?, claimed_from_row(conn, row))),
+        |row| Ok((Columns::get::<i64>(row, "delivery_id")?, claimed(conn, row))),
     )?;
     // A row that does not decode can never be sent: it is failed (and the events waiting behind
     // it move on) instead of failing every claim, where it would always come first.
@@ -59,16 +57,9 @@ pub(super) fn claim_due(
     Ok(claimed)
 }
 
-fn claimed_from_row(conn: &Connection, row: &Row<'_>) -> Result<ClaimedDelivery, StoreError> {
+/// Not a subquery of RETURNING: SQLite plans that as a scan of every event.
+fn claimed(conn: &Connection, row: &Row<'_>) -> Result<ClaimedDelivery, StoreError> {
     let event_id = text(row, "event_id")?;
-    let call_uuid = text(row, "call_uuid")?;
-    let auth_id = text(row, "auth_id")?;
-    let event = text(row, "event")?;
-    let channel = text(row, "channel")?;
-    let target = text(row, "target")?;
-    let level: Option<String> = row.get("level")?;
-    let url: Option<String> = row.get("url")?;
-    // Not a subquery of RETURNING: SQLite plans that as a scan of every event.
     let fields = first(
         conn,
         "SELECT fields FROM events WHERE event_id = ?",
@@ -76,28 +67,8 @@ fn claimed_from_row(conn: &Connection, row: &Row<'_>) -> Result<ClaimedDelivery,
         |row| text(row, "fields"),
     )?
     .ok_or_else(|| corrupt("event of a delivery", &event_id))?;
-    let fields: Vec<(String, String)> =
-        serde_json::from_str(&fields).map_err(|_| corrupt("fields of event", &event_id))?;
-    Ok(ClaimedDelivery {
-        delivery_id: row.get("delivery_id")?,
-        event_id: EventId::parse(&event_id).ok_or_else(|| corrupt("event_id", &event_id))?,
-        call_uuid: CallUuid::parse(&call_uuid).ok_or_else(|| corrupt("call_uuid", &call_uuid))?,
-        auth_id: AuthId::parse(&auth_id).ok_or_else(|| corrupt("auth_id", &auth_id))?,
-        sequence: count(row, "sequence")?,
-        event: EventKind::parse(&event).ok_or_else(|| corrupt("event", &event))?,
-        channel: Channel::parse(&channel).ok_or_else(|| corrupt("channel", &channel))?,
-        level: level
-            .map(|l| Level::parse(&l).ok_or_else(|| corrupt("level", &l)))
-            .transpose()?,
-        url: url.ok_or_else(|| corrupt("url", "NULL on a pending delivery"))?,
-        method: method_from_db(&text(row, "method")?)?,
-        fallback_url: row.get("fallback_url")?,
-        target: TargetKind::parse(&target).ok_or_else(|| corrupt("target", &target))?,
-        target_attempts: count(row, "target_attempts")?,
-        attempt_count: count(row, "attempt_count")?,
-        fields,
-        keys_version: super::secrets::keys_version(conn, &auth_id)?,
-    })
+    let keys_version = super::secrets::keys_version(conn, &text(row, "auth_id")?)?;
+    claimed_from_row(row, &fields, keys_version)
 }
 
 pub(super) fn next_due_at(conn: &Connection) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -256,7 +227,7 @@ pub(super) fn deliveries(
         conn,
         &format!("SELECT {DELIVERY_COLUMNS} FROM deliveries {filter}"),
         params,
-        |row| Ok((row.get::<_, i64>("delivery_id")?, delivery_from_row(row)?)),
+        |row| Ok((Columns::get::<i64>(row, "delivery_id")?, delivery_from_row(row)?)),
     )?;
     for (delivery_id, record) in &mut records {
         record.attempts = all(
@@ -264,25 +235,8 @@ pub(super) fn deliveries(
             "SELECT attempt, target, url, started_at, latency_ms, status_code, error, retry_after_ms \
              FROM attempts WHERE delivery_id = ? ORDER BY attempt, attempt_id",
             [*delivery_id],
-            attempt_from_row,
+            |row| attempt_from_row(row),
         )?;
     }
     Ok(records.into_iter().map(|(_, record)| record).collect())
-}
-
-fn attempt_from_row(row: &Row<'_>) -> Result<AttemptRecord, StoreError> {
-    let target = text(row, "target")?;
-    let status_code: Option<i64> = row.get("status_code")?;
-    let latency: i64 = row.get("latency_ms")?;
-    let retry_after: Option<i64> = row.get("retry_after_ms")?;
-    Ok(AttemptRecord {
-        attempt: count(row, "attempt")?,
-        target: TargetKind::parse(&target).ok_or_else(|| corrupt("target", &target))?,
-        url: row.get("url")?,
-        started_at: time_from_db(row.get("started_at")?)?,
-        latency_ms: u64::try_from(latency).unwrap_or(0),
-        status_code: status_code.and_then(|c| u16::try_from(c).ok()),
-        error: row.get("error")?,
-        retry_after_ms: retry_after.and_then(|ms| u64::try_from(ms).ok()),
-    })
 }

@@ -7,8 +7,8 @@ use rand::RngCore;
 use rusqlite::{params, Connection};
 
 use super::db::{all, execute, first};
-use super::random_u128;
 use crate::codec::*;
+use crate::sql::random_u128;
 use crate::vault::Vault;
 use crate::{KeysVersion, NewSecret, SecretDeletion, SecretInfo, SigningKeys, StoreError};
 

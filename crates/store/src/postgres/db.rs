@@ -1,0 +1,287 @@
+//! The PostgreSQL engine under [`super::PgStore`]: a connection pool, migrations, the
+//! statement helpers, and the cross-node wake-up (`LISTEN`/`NOTIFY`).
+//!
+//! Every store method is one short transaction on a pooled connection, in READ COMMITTED;
+//! where two nodes could race (a call's events, an account's keys) the transaction locks the
+//! row it builds on first. A deadlock or serialization failure runs the transaction again.
+//!
+//! Wake-ups: a transaction with a pending `NOTIFY` takes a database-wide lock at commit, which
+//! serialises every such commit. So writes never notify themselves; they mark that work was
+//! queued, and one task per node sends a single `NOTIFY` for everything marked since its last
+//! one (at most one in flight per node, however many events are written meanwhile).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use futures_util::future::poll_fn;
+use tokio::sync::Notify;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{AsyncMessage, NoTls, Row};
+
+use crate::StoreError;
+
+/// Connections per node: enough for the API's concurrent writes, the dispatcher's claims and
+/// records, and the announcer, without crowding a server's `max_connections` when several nodes
+/// share it.
+const POOL_SIZE: usize = 16;
+/// A request waits this long for a connection (or to open one) before it is answered 503.
+const POOL_WAIT: Duration = Duration::from_secs(5);
+/// No statement runs longer: a hung query must end as an error, not hold a request.
+const STATEMENT_TIMEOUT_MS: u32 = 30_000;
+/// How long a listener that lost its connection waits before connecting again.
+const LISTEN_RETRY: Duration = Duration::from_millis(500);
+/// The channel every node listens on.
+pub(super) const CHANNEL: &str = "hookline_work";
+/// A transaction aborted by a deadlock or serialization failure runs again up to this often.
+pub(super) const TRANSACTION_ATTEMPTS: u32 = 4;
+
+/// The numbered migrations, applied in order; `hookline_migrations` records each one.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_schema.sql")];
+
+#[derive(Clone)]
+pub(super) struct Db {
+    pool: Pool,
+    config: tokio_postgres::Config,
+    announcer: Arc<Announcer>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("hosts", &self.config.get_hosts())
+            .field("dbname", &self.config.get_dbname())
+            .finish()
+    }
+}
+
+/// Work queued on this node that other nodes have not heard of yet.
+#[derive(Default)]
+struct Announcer {
+    pending: AtomicBool,
+    signal: Notify,
+}
+
+impl Db {
+    /// Builds the pool for a `postgres://` URL and checks that the server answers.
+    pub(super) async fn connect(url: &str) -> Result<Db, StoreError> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Io(format!("the database URL does not parse: {e}")))?;
+        if config.get_application_name().is_none() {
+            config.application_name("hookline");
+        }
+        config
+            .connect_timeout(POOL_WAIT)
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            .options(format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"));
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(POOL_WAIT))
+            .recycle_timeout(Some(POOL_WAIT))
+            .build()
+            .map_err(|e| StoreError::Io(e.to_string()))?;
+        let db = Db {
+            pool,
+            config,
+            announcer: Arc::new(Announcer::default()),
+        };
+        db.client().await?.simple_query("SELECT 1").await?;
+        db.spawn_announcer();
+        Ok(db)
+    }
+
+    /// A pooled connection; the database being away is `Io` (answered 503).
+    pub(super) async fn client(&self) -> Result<Object, StoreError> {
+        self.pool.get().await.map_err(|error| match error {
+            deadpool_postgres::PoolError::Backend(e) => StoreError::from(e),
+            other => StoreError::Io(other.to_string()),
+        })
+    }
+
+    /// Applies pending migrations. Nodes starting together take turns (an advisory lock); a
+    /// database a newer build migrated is refused.
+    pub(super) async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.batch_execute(
+            "SELECT pg_advisory_xact_lock(7262537700931);
+             CREATE TABLE IF NOT EXISTS hookline_migrations (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )
+        .await
+        .map_err(|e| StoreError::Migrate(e.to_string()))?;
+        let version: i64 = tx
+            .query_one("SELECT COALESCE(MAX(version), 0) FROM hookline_migrations", &[])
+            .await?
+            .get(0);
+        let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+        if version > known {
+            return Err(StoreError::Migrate(format!(
+                "the database is at version {version}, newer than this build ({known}); \
+                 run the newer build, or a database of this one"
+            )));
+        }
+        for (index, sql) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(version).unwrap_or(0))
+        {
+            let number = i64::try_from(index + 1).unwrap_or(i64::MAX);
+            tx.batch_execute(sql)
+                .await
+                .map_err(|e| StoreError::Migrate(format!("migration {number}: {e}")))?;
+            tx.execute(
+                "INSERT INTO hookline_migrations (version) VALUES ($1)",
+                &[&number],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Marks that work was queued, for the announcer to tell the other nodes.
+    pub(super) fn announce(&self) {
+        if !self.announcer.pending.swap(true, Ordering::AcqRel) {
+            self.announcer.signal.notify_one();
+        }
+    }
+
+    fn spawn_announcer(&self) {
+        let (pool, announcer) = (self.pool.clone(), Arc::downgrade(&self.announcer));
+        tokio::spawn(async move {
+            loop {
+                let Some(signal) = announcer.upgrade() else { return };
+                signal.signal.notified().await;
+                signal.pending.store(false, Ordering::Release);
+                drop(signal);
+                // A lost NOTIFY only costs the other nodes their poll interval.
+                if let Ok(client) = pool.get().await {
+                    if let Err(error) = client.simple_query(&format!("NOTIFY {CHANNEL}")).await {
+                        tracing::debug!(%error, "could not notify the other nodes");
+                    }
+                }
+            }
+        });
+    }
+
+    /// Calls `wake` whenever any node announces work, for as long as the store lives; after a
+    /// lost connection it listens again and wakes once (a notification may have been missed).
+    pub(super) fn listen(&self, wake: Arc<dyn Fn() + Send + Sync>) {
+        let (config, alive) = (self.config.clone(), Arc::downgrade(&self.announcer));
+        tokio::spawn(async move {
+            while alive.strong_count() > 0 {
+                match config.connect(NoTls).await {
+                    Ok((client, mut connection)) => {
+                        let listening = async {
+                            client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+                            wake();
+                            std::future::pending::<Result<(), tokio_postgres::Error>>().await
+                        };
+                        let messages = async {
+                            while let Some(message) = poll_fn(|cx| connection.poll_message(cx)).await {
+                                match message {
+                                    Ok(AsyncMessage::Notification(_)) => wake(),
+                                    Ok(_) => {}
+                                    Err(error) => return Err(error),
+                                }
+                            }
+                            Ok(())
+                        };
+                        let ended = tokio::select! {
+                            ended = listening => ended,
+                            ended = messages => ended,
+                        };
+                        if let Err(error) = ended {
+                            tracing::debug!(%error, "the listening connection ended");
+                        }
+                    }
+                    Err(error) => tracing::debug!(%error, "could not connect to listen"),
+                }
+                tokio::time::sleep(LISTEN_RETRY).await;
+            }
+        });
+    }
+}
+
+/// Parameters of a statement.
+pub(super) type Params<'a> = [&'a (dyn ToSql + Sync)];
+
+/// Runs a (cached) query and maps every row.
+pub(super) async fn all<T>(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &Params<'_>,
+    map: impl Fn(&Row) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let statement = client.prepare_cached(sql).await?;
+    client.query(&statement, params).await?.iter().map(map).collect()
+}
+
+/// Runs a (cached) query and maps its first row, if any.
+pub(super) async fn first<T>(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &Params<'_>,
+    map: impl FnOnce(&Row) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    let statement = client.prepare_cached(sql).await?;
+    client
+        .query_opt(&statement, params)
+        .await?
+        .as_ref()
+        .map(map)
+        .transpose()
+}
+
+/// Runs a (cached) statement; returns the number of rows it changed.
+pub(super) async fn execute(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &Params<'_>,
+) -> Result<u64, StoreError> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.execute(&statement, params).await?)
+}
+
+/// Runs `$body` in a transaction on a pooled connection, binding it to `$tx`, and commits; a
+/// deadlock or serialization failure runs it again (`$body` must be safe to repeat: it only
+/// writes inside the transaction).
+macro_rules! transaction {
+    ($db:expr, |$tx:ident| $body:block) => {{
+        let mut attempt = 1;
+        loop {
+            let mut client = $db.client().await?;
+            let $tx = client.transaction().await.map_err($crate::StoreError::from)?;
+            let result: Result<_, $crate::StoreError> = async { $body }.await;
+            let result = match result {
+                Ok(value) => $tx
+                    .commit()
+                    .await
+                    .map(|()| value)
+                    .map_err($crate::StoreError::from),
+                Err(error) => Err(error),
+            };
+            match result {
+                Err(error)
+                    if error.is_retryable() && attempt < $crate::postgres::db::TRANSACTION_ATTEMPTS =>
+                {
+                    attempt += 1;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+pub(super) use transaction;
