@@ -5,6 +5,12 @@
 //! switch interface uses — with the step's planned time as the event time. On start it loads
 //! every unfinished simulated call, so a restarted server resumes them from their stored times.
 //! It is not a SIP user agent and sends nothing over the network.
+//!
+//! Several nodes on one database: each plays the calls placed through it. Every few seconds a
+//! node also adopts the unfinished calls whose next step is overdue (their node died, or the
+//! database was away when it was due). A step is applied once whoever fires it: the store
+//! applies reports under the call's row lock and refuses a duplicate (`Transition`), and the
+//! loser re-plans from the stored state, so two players never record one step twice.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -21,6 +27,10 @@ use tokio_util::sync::CancellationToken;
 
 /// How long to wait before retrying a step the database refused for a transient reason.
 const RETRY_AFTER_STORE_ERROR: Duration = Duration::from_secs(1);
+/// How often unfinished calls are looked over for ones no node is playing.
+const ADOPT_EVERY: Duration = Duration::from_secs(2);
+/// A call not planned here whose next step is this late is adopted: its player is gone.
+const ADOPT_WHEN_LATE_BY: Duration = Duration::from_secs(3);
 
 /// The handle the API uses to hand calls to the carrier.
 #[derive(Clone)]
@@ -79,17 +89,10 @@ struct Driver {
 
 impl Driver {
     async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Call>, shutdown: CancellationToken) {
-        match self.store.unfinished_simulated_calls().await {
-            Ok(calls) => {
-                if !calls.is_empty() {
-                    tracing::info!(calls = calls.len(), "resuming unfinished simulated calls");
-                }
-                for call in &calls {
-                    self.schedule(call);
-                }
-            }
-            Err(error) => tracing::error!(%error, "cannot load unfinished simulated calls"),
-        }
+        self.adopt(Duration::ZERO).await;
+        let mut adopt = tokio::time::interval(ADOPT_EVERY);
+        adopt.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        adopt.tick().await;
         loop {
             let next_wake = self.timers.peek().map(|Reverse((wake, _))| *wake);
             let sleep = async {
@@ -105,7 +108,32 @@ impl Driver {
                     None => break,
                 },
                 () = sleep => self.fire_due().await,
+                _ = adopt.tick() => self.adopt(ADOPT_WHEN_LATE_BY).await,
             }
+        }
+    }
+
+    /// Plans the unfinished calls not planned here whose next step is at least `late` overdue
+    /// (at start: all of them).
+    async fn adopt(&mut self, late: Duration) {
+        let calls = match self.store.unfinished_simulated_calls().await {
+            Ok(calls) => calls,
+            Err(error) => {
+                tracing::warn!(%error, "cannot load unfinished simulated calls");
+                return;
+            }
+        };
+        let cutoff = clock::now() - chrono::TimeDelta::from_std(late).unwrap_or_default();
+        let mut adopted = 0;
+        for call in &calls {
+            let overdue = next_step(call, self.timings).is_some_and(|(at, _)| at <= cutoff);
+            if !self.planned.contains_key(&call.call_uuid) && (late.is_zero() || overdue) {
+                self.schedule(call);
+                adopted += 1;
+            }
+        }
+        if adopted > 0 {
+            tracing::info!(calls = adopted, "resuming unfinished simulated calls");
         }
     }
 
