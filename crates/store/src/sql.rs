@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 use domain::EventId;
 use rand::RngCore;
 
+use crate::StoreError;
+
 /// The ordering rule of the queue, in one place: an earlier event of the same call to the same
 /// URL is still pending. The arguments are SQL expressions for the delivery's call uuid, URL and
 /// sequence (columns of an outer row, or parameters).
@@ -71,4 +73,21 @@ pub(crate) fn random_u128() -> u128 {
 
 pub(crate) fn new_event_id(now: DateTime<Utc>) -> EventId {
     EventId::time_ordered(u64::try_from(now.timestamp_millis()).unwrap_or(0), random_u128())
+}
+
+/// A write that changed no row addressed a row that is not there.
+pub(crate) fn found<N: Default + PartialEq>(rows_affected: N) -> Result<(), StoreError> {
+    if rows_affected == N::default() {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+pub(crate) fn unique_is_conflict(error: StoreError) -> StoreError {
+    if error.is_unique_violation() {
+        StoreError::Conflict("the id is already taken")
+    } else {
+        error
+    }
 }

@@ -57,8 +57,9 @@ impl std::fmt::Debug for Db {
 }
 
 /// Work queued on this node that other nodes have not heard of yet.
-#[derive(Default)]
 struct Announcer {
+    /// This node's id, the payload of its notifications: a node does not wake itself.
+    node: String,
     pending: AtomicBool,
     signal: Notify,
 }
@@ -95,7 +96,11 @@ impl Db {
         let db = Db {
             pool,
             config,
-            announcer: Arc::new(Announcer::default()),
+            announcer: Arc::new(Announcer {
+                node: format!("{:032x}", crate::sql::random_u128()),
+                pending: AtomicBool::new(false),
+                signal: Notify::new(),
+            }),
         };
         db.client().await?.simple_query("SELECT 1").await?;
         db.spawn_announcer();
@@ -165,10 +170,11 @@ impl Db {
                 let Some(signal) = announcer.upgrade() else { return };
                 signal.signal.notified().await;
                 signal.pending.store(false, Ordering::Release);
+                let notify = format!("NOTIFY {CHANNEL}, '{}'", signal.node);
                 drop(signal);
                 // A lost NOTIFY only costs the other nodes their poll interval.
                 if let Ok(client) = pool.get().await {
-                    if let Err(error) = client.simple_query(&format!("NOTIFY {CHANNEL}")).await {
+                    if let Err(error) = client.simple_query(&notify).await {
                         tracing::debug!(%error, "could not notify the other nodes");
                     }
                 }
@@ -180,6 +186,7 @@ impl Db {
     /// lost connection it listens again and wakes once (a notification may have been missed).
     pub(super) fn listen(&self, wake: Arc<dyn Fn() + Send + Sync>) {
         let (config, alive) = (self.config.clone(), Arc::downgrade(&self.announcer));
+        let node = self.announcer.node.clone();
         tokio::spawn(async move {
             while alive.strong_count() > 0 {
                 match config.connect(NoTls).await {
@@ -192,7 +199,7 @@ impl Db {
                         let messages = async {
                             while let Some(message) = poll_fn(|cx| connection.poll_message(cx)).await {
                                 match message {
-                                    Ok(AsyncMessage::Notification(_)) => wake(),
+                                    Ok(AsyncMessage::Notification(n)) if n.payload() != node => wake(),
                                     Ok(_) => {}
                                     Err(error) => return Err(error),
                                 }

@@ -19,7 +19,7 @@ use rand::RngCore;
 
 use crate::codec::*;
 use crate::rows::{account_from_row, application_from_row, trunk_from_row};
-use crate::sql::offset_to_db;
+use crate::sql::{found, offset_to_db, unique_is_conflict};
 use crate::vault::{new_auth_token, token_hash, token_matches, Vault};
 use crate::{
     Authentication, CallCreation, CallFilter, CallbackFilter, ClaimedDelivery, CreatedAccount,
@@ -657,20 +657,4 @@ async fn count(
         .await?
         .unwrap_or(0);
     Ok(u64::try_from(total).unwrap_or(0))
-}
-
-fn found(rows_affected: u64) -> Result<(), StoreError> {
-    if rows_affected == 0 {
-        Err(StoreError::NotFound)
-    } else {
-        Ok(())
-    }
-}
-
-fn unique_is_conflict(error: StoreError) -> StoreError {
-    if error.is_unique_violation() {
-        StoreError::Conflict("the id is already taken")
-    } else {
-        error
-    }
 }

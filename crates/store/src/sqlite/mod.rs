@@ -16,7 +16,7 @@ use rand::RngCore;
 use rusqlite::params;
 
 use crate::codec::*;
-use crate::sql::offset_to_db;
+use crate::sql::{found, offset_to_db, unique_is_conflict};
 use crate::vault::{new_auth_token, token_hash, token_matches, Vault};
 use crate::{
     Authentication, CallCreation, CallFilter, CallbackFilter, ClaimedDelivery, CreatedAccount,
@@ -692,20 +692,4 @@ fn count(conn: &rusqlite::Connection, sql: &str, auth_id: &AuthId) -> Result<u64
         .prepare_cached(sql)?
         .query_row([auth_id.as_str()], |row| row.get(0))?;
     Ok(u64::try_from(total).unwrap_or(0))
-}
-
-fn found(rows_affected: usize) -> Result<(), StoreError> {
-    if rows_affected == 0 {
-        Err(StoreError::NotFound)
-    } else {
-        Ok(())
-    }
-}
-
-fn unique_is_conflict(error: StoreError) -> StoreError {
-    if error.is_unique_violation() {
-        StoreError::Conflict("the id is already taken")
-    } else {
-        error
-    }
 }
