@@ -38,7 +38,18 @@ pub(super) const CHANNEL: &str = "hookline_work";
 pub(super) const TRANSACTION_ATTEMPTS: u32 = 4;
 
 /// The numbered migrations, applied in order; `hookline_migrations` records each one.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_schema.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_schema.sql"),
+    include_str!("../../migrations/postgres/0002_nodes.sql"),
+];
+/// How often a node says it is alive.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
+/// A node silent this long is dead: the others release its leases. Only a node that has itself
+/// been heartbeating this long judges, so after the database was away (no node could beat)
+/// every node has beaten again before any is judged.
+const NODE_DEAD_AFTER: Duration = Duration::from_secs(10);
+/// The server's clock in microseconds, in SQL: one clock for every node.
+const SERVER_NOW: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT";
 
 #[derive(Clone)]
 pub(super) struct Db {
@@ -58,7 +69,8 @@ impl std::fmt::Debug for Db {
 
 /// Work queued on this node that other nodes have not heard of yet.
 struct Announcer {
-    /// This node's id, the payload of its notifications: a node does not wake itself.
+    /// This node's id (new each start): its claims' `leased_by`, and the payload of its
+    /// notifications, so a node does not wake itself.
     node: String,
     pending: AtomicBool,
     signal: Notify,
@@ -105,6 +117,41 @@ impl Db {
         db.client().await?.simple_query("SELECT 1").await?;
         db.spawn_announcer();
         Ok(db)
+    }
+
+    /// This node's id, which its claims carry.
+    pub(super) fn node(&self) -> &str {
+        &self.announcer.node
+    }
+
+    /// Starts heartbeating (after migrations: the table must exist). Each beat also releases
+    /// the leases of nodes that stopped beating.
+    pub(super) fn spawn_heartbeat(&self) {
+        let (pool, alive) = (self.pool.clone(), Arc::downgrade(&self.announcer));
+        tokio::spawn(async move {
+            let mut healthy_since: Option<tokio::time::Instant> = None;
+            let mut ticks = tokio::time::interval(HEARTBEAT_EVERY);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let Some(announcer) = alive.upgrade() else { return };
+                let judge = healthy_since.is_some_and(|since| since.elapsed() >= NODE_DEAD_AFTER);
+                match beat(&pool, &announcer.node, judge).await {
+                    Ok(released) => {
+                        healthy_since.get_or_insert_with(tokio::time::Instant::now);
+                        if released > 0 {
+                            tracing::warn!(released, "released the deliveries of a node that stopped");
+                            announcer.pending.store(true, Ordering::Release);
+                            announcer.signal.notify_one();
+                        }
+                    }
+                    Err(error) => {
+                        healthy_since = None;
+                        tracing::debug!(%error, "heartbeat failed");
+                    }
+                }
+            }
+        });
     }
 
     /// A pooled connection; the database being away is `Io` (answered 503).
@@ -220,6 +267,37 @@ impl Db {
             }
         });
     }
+}
+
+/// Says this node is alive; with `judge`, releases the leases of nodes silent for longer than
+/// [`NODE_DEAD_AFTER`] and forgets them. Returns how many deliveries it released.
+async fn beat(pool: &Pool, node: &str, judge: bool) -> Result<u64, StoreError> {
+    let client = pool.get().await.map_err(|e| StoreError::Io(e.to_string()))?;
+    client
+        .execute(
+            &format!(
+                "INSERT INTO nodes (node_id, seen_at) VALUES ($1, {SERVER_NOW}) \
+                 ON CONFLICT (node_id) DO UPDATE SET seen_at = EXCLUDED.seen_at"
+            ),
+            &[&node],
+        )
+        .await?;
+    if !judge {
+        return Ok(0);
+    }
+    let dead_after = i64::try_from(NODE_DEAD_AFTER.as_micros()).unwrap_or(i64::MAX);
+    let row = client
+        .query_one(
+            &format!(
+                "WITH dead AS (DELETE FROM nodes WHERE seen_at < {SERVER_NOW} - $1 RETURNING node_id), \
+                 released AS (UPDATE deliveries SET leased_until = NULL, leased_by = NULL \
+                   WHERE status = 'pending' AND leased_by IN (SELECT node_id FROM dead) RETURNING 1) \
+                 SELECT COUNT(*) FROM released"
+            ),
+            &[&dead_after],
+        )
+        .await?;
+    Ok(u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0))
 }
 
 /// Parameters of a statement.

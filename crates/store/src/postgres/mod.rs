@@ -56,14 +56,16 @@ impl PgStore {
         })
     }
 
-    /// Applies pending migrations, then checks that this node's server key opens the keys
-    /// already stored (all nodes must share `secret_key`).
+    /// Applies pending migrations, starts this node's heartbeat (see `db::spawn_heartbeat`),
+    /// then checks that this node's server key opens the keys already stored (all nodes must
+    /// share `secret_key`).
     ///
     /// # Errors
     /// `Migrate` when a migration fails, the database is newer than this binary, or the key
     /// cannot open existing rows.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         self.db.migrate().await?;
+        self.db.spawn_heartbeat();
         let client = self.db.client().await?;
         let sample = first(
             &client,
@@ -566,7 +568,7 @@ impl Store for PgStore {
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         transaction!(self.db, |tx| {
-            queue::claim_due(&tx, limit, now, lease_until).await
+            queue::claim_due(&tx, self.db.node(), limit, now, lease_until).await
         })
     }
 

@@ -20,6 +20,7 @@ use crate::{
 
 pub(super) async fn claim_due(
     tx: &impl GenericClient,
+    node: &str,
     limit: u32,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
@@ -34,7 +35,7 @@ pub(super) async fn claim_due(
                      AND (d.leased_until IS NULL OR d.leased_until <= $1) AND NOT ",
                 earlier_pending!("d.call_uuid", "d.url", "d.sequence"),
                 "  ORDER BY d.next_attempt_at, d.delivery_id LIMIT $3 FOR UPDATE OF d SKIP LOCKED) \
-                 UPDATE deliveries u SET leased_until = $2 FROM picked WHERE u.delivery_id = picked.delivery_id \
+                 UPDATE deliveries u SET leased_until = $2, leased_by = $4 FROM picked WHERE u.delivery_id = picked.delivery_id \
                  RETURNING u.delivery_id, u.event_id, u.call_uuid, u.auth_id, u.sequence, u.event, u.channel, \
                    u.level, u.url, u.method, u.fallback_url, u.target, u.target_attempts, u.attempt_count, \
                    (SELECT e.fields FROM events e WHERE e.event_id = u.event_id) AS fields, \
@@ -44,7 +45,7 @@ pub(super) async fn claim_due(
                      AS parent_version"
             ))
             .await?,
-            &[&time_to_db(now), &time_to_db(lease_until), &i64::from(limit)],
+            &[&time_to_db(now), &time_to_db(lease_until), &i64::from(limit), &node],
         )
         .await?;
     let mut claimed = Vec::with_capacity(rows.len());
