@@ -448,3 +448,51 @@ async fn an_unknown_time_zone_is_refused_naming_timezone_and_changes_nothing() {
         .expect(200);
     assert_eq!(accepted["timezone"], "America/New_York");
 }
+
+/// Auth tokens and signing secrets are sealed before they reach the database (PRODUCT.md §4.4):
+/// what the database stores holds none of them — not as the API shows them, nor their raw
+/// bytes, nor those bytes in hex (how PostgreSQL dumps `bytea`).
+#[tokio::test]
+async fn tokens_and_signing_secrets_are_not_stored_in_plain_text() {
+    use base64::Engine as _;
+
+    let server = Server::start().await;
+    let account = server.admin_create_account("sealed").await;
+    let created = send(server.authed(&account, Method::POST, &account.path("/signing-secrets")))
+        .await
+        .expect(201);
+    let path = format!("/api/v1/admin/accounts/{}/rotate-token", account.auth_id);
+    let rotated = send(server.operator(Method::POST, &path)).await.expect(200);
+    let (status, data) = server.stop();
+    assert!(status.success(), "{status}");
+
+    let mut needles: Vec<(String, Vec<u8>)> = Vec::new();
+    for token in [
+        &account.auth_token,
+        rotated["auth_token"].as_str().expect("token"),
+    ] {
+        needles.push((format!("token {token}"), token.as_bytes().to_vec()));
+    }
+    for secret in [&account.json["signing_secret"]["secret"], &created["secret"]] {
+        let shown = secret.as_str().expect("secret");
+        let encoded = shown.strip_prefix("whsec_").expect("whsec_ prefix");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .expect("base64 after whsec_");
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        needles.push((format!("secret {shown}"), shown.as_bytes().to_vec()));
+        needles.push((format!("base64 of {shown}"), encoded.as_bytes().to_vec()));
+        needles.push((format!("bytes of {shown}"), bytes));
+        needles.push((format!("hex of {shown}"), hex.into_bytes()));
+    }
+
+    let stored = data.database_contents();
+    let contains = |needle: &[u8]| stored.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        contains(account.auth_id.as_bytes()),
+        "the account is not in what was read: the check would prove nothing"
+    );
+    for (what, needle) in &needles {
+        assert!(!contains(needle), "the database holds the {what} in plain text");
+    }
+}

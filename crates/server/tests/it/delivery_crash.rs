@@ -3,8 +3,11 @@
 //! a duplicate only for an attempt that was in flight and always under its own event id — and
 //! the delivery log shows all of them delivered.
 //!
-//! The lease is left at its default (five minutes): the restarted server must release the dead
-//! run's claims at start, or this test runs out of time.
+//! The lease is left at its default (five minutes), so the dead run's claims must come back
+//! another way or this test runs out of time: on SQLite the restarted server releases every
+//! lease at start (one process owns the file); on PostgreSQL, where other nodes may be alive,
+//! the restarted server is a new node and releases the dead node's leases once that one has
+//! been silent for 10 s — well within [`DRAIN`].
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};

@@ -1,5 +1,11 @@
 //! The black-box fixture: starts the real `hookline` binary on `127.0.0.1:0` with a temporary
-//! SQLite database, waits until it answers, and talks to it over HTTP.
+//! database, waits until it answers, and talks to it over HTTP.
+//!
+//! The database is SQLite (a file in the test's temporary directory) unless
+//! `HOOKLINE_TEST_DATABASE=postgres` is set: then each [`DataDir`] gets a fresh database on the
+//! PostgreSQL cluster this test process starts for itself ([`pgcluster::Cluster::shared`]).
+//! [`DataDir::database_url`] is the one place that choice is made; [`backend`] tells the few
+//! tests that must differ.
 //!
 //! It knows nothing of the server's internals: only the command line, the one line
 //! `hookline listening on http://ADDR` the binary prints once bound, and the HTTP API. It is not
@@ -16,6 +22,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use pgcluster::Cluster;
 use reqwest::{Method, RequestBuilder};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -35,9 +42,34 @@ const STOP_DEADLINE: Duration = Duration::from_secs(10);
 /// The line the binary prints once its listener is bound.
 const LISTENING_PREFIX: &str = "hookline listening on ";
 
-/// A temporary directory holding one SQLite database, shared by servers and CLI runs.
+/// The environment variable that chooses the tests' database: `postgres`, or `sqlite` (the
+/// default when unset).
+pub const BACKEND_VAR: &str = "HOOKLINE_TEST_DATABASE";
+
+/// The database the black-box tests run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The backend [`BACKEND_VAR`] chooses. Any other value is a mistake that would quietly test
+/// SQLite twice, so it panics.
+pub fn backend() -> Backend {
+    match std::env::var(BACKEND_VAR).as_deref() {
+        Err(_) | Ok("" | "sqlite") => Backend::Sqlite,
+        Ok("postgres" | "postgresql") => Backend::Postgres,
+        Ok(other) => panic!("{BACKEND_VAR}={other:?}: expected \"postgres\" or \"sqlite\""),
+    }
+}
+
+/// A temporary directory (the working directory of servers and CLI runs, where their key file
+/// and logs go) and the database they share: an SQLite file in the directory, or a PostgreSQL
+/// database created with it and dropped with it.
 pub struct DataDir {
     dir: TempDir,
+    /// The URL of this directory's PostgreSQL database, when [`backend`] is PostgreSQL.
+    postgres: Option<String>,
     /// Numbers the stderr files, so a restarted server does not overwrite its predecessor's.
     n_runs: u32,
 }
@@ -79,14 +111,47 @@ pub struct Answer {
 
 impl DataDir {
     pub fn new() -> DataDir {
+        let postgres = match backend() {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(
+                Cluster::shared()
+                    .create_database()
+                    .expect("creating a PostgreSQL database"),
+            ),
+        };
         DataDir {
             dir: tempfile::tempdir().expect("creating a temporary directory"),
+            postgres,
             n_runs: 0,
         }
     }
 
+    /// The database every server and CLI run on this directory uses; the same for the
+    /// directory's whole life, so a restarted server finds what its predecessor wrote.
     pub fn database_url(&self) -> String {
-        format!("sqlite://{}", self.dir.path().join("hookline.db").display())
+        match &self.postgres {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.sqlite_path().display()),
+        }
+    }
+
+    fn sqlite_path(&self) -> PathBuf {
+        self.dir.path().join("hookline.db")
+    }
+
+    /// Everything the database holds, as bytes to search (for what must never be stored in
+    /// plain text): the SQLite file and its write-ahead log, or `pg_dump --data-only`.
+    pub fn database_contents(&self) -> Vec<u8> {
+        match &self.postgres {
+            Some(url) => Cluster::shared().dump_data(url).expect("dumping the database"),
+            None => {
+                let mut bytes = std::fs::read(self.sqlite_path()).expect("reading the database");
+                let mut wal = self.sqlite_path().into_os_string();
+                wal.push("-wal");
+                bytes.extend(std::fs::read(wal).unwrap_or_default());
+                bytes
+            }
+        }
     }
 
     pub fn secret_key(&self) -> &'static str {
@@ -155,6 +220,18 @@ impl DataDir {
     fn next_stderr_path(&mut self) -> PathBuf {
         self.n_runs += 1;
         self.dir.path().join(format!("serve-{}.stderr", self.n_runs))
+    }
+}
+
+impl Drop for DataDir {
+    /// Drops the PostgreSQL database (its servers are gone: a [`Server`] owns its directory),
+    /// so a suite of hundreds of tests does not fill the disk with databases.
+    fn drop(&mut self) {
+        if let Some(url) = &self.postgres {
+            if let Err(error) = Cluster::shared().drop_database(url) {
+                eprintln!("dropping the test database {url}: {error}");
+            }
+        }
     }
 }
 
