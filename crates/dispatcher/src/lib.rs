@@ -396,6 +396,9 @@ impl Dispatcher {
     }
 }
 
+/// How often a batch of results is written again while the database is away.
+const RECORD_RETRY: Duration = Duration::from_millis(250);
+
 /// Writes finished attempts in batches: whatever finished while the previous batch was being
 /// written goes into the next transaction. Each attempt's task waits for its batch.
 async fn record_loop(store: Arc<dyn Store>, mut recordings: mpsc::UnboundedReceiver<Recording>) {
@@ -408,17 +411,31 @@ async fn record_loop(store: Arc<dyn Store>, mut recordings: mpsc::UnboundedRecei
             }
         }
         let finished: Vec<FinishedAttempt> = batch.iter().map(|(f, _)| f.clone()).collect();
-        let more = match store.record_attempts(&finished, clock::now()).await {
-            Ok(more) => more,
-            Err(error) => {
-                // The leases expire and the attempts are made again: at-least-once, same event ids.
-                tracing::error!(%error, n = finished.len(), "recording attempts failed");
-                true
-            }
-        };
+        let more = record_until_lease_ends(store.as_ref(), &finished).await;
         for (_, done) in batch {
             let _ = done.send(more);
         }
+    }
+}
+
+/// Records a batch. While the database is away the results are kept and written again every
+/// [`RECORD_RETRY`] until the batch's first lease ends: a short outage then repeats no
+/// callback that was already answered. Past that, or on any other error, the leases expire and
+/// the attempts are made again (at-least-once, same event ids).
+async fn record_until_lease_ends(store: &dyn Store, finished: &[FinishedAttempt]) -> bool {
+    let first_lease_end = finished.iter().filter_map(|f| f.lease_until).min();
+    loop {
+        let error = match store.record_attempts(finished, clock::now()).await {
+            Ok(more) => return more,
+            Err(error) => error,
+        };
+        let retry_at = clock::now() + delta(RECORD_RETRY);
+        if !error.is_unavailable() || first_lease_end.is_none_or(|end| retry_at >= end) {
+            tracing::error!(%error, n = finished.len(), "recording attempts failed");
+            return true;
+        }
+        tracing::warn!(%error, n = finished.len(), "recording attempts failed; retrying");
+        tokio::time::sleep(RECORD_RETRY).await;
     }
 }
 
