@@ -1,13 +1,17 @@
-//! The SQLite writer runs concurrent writes in one transaction, each in its own savepoint: a
-//! write that fails half-way leaves nothing behind, and the writes beside it are kept. A real
-//! database file in a temp directory.
+//! A write that fails half-way leaves nothing behind, and the concurrent writes beside it are
+//! kept. On SQLite this is the writer's group commit: concurrent writes share one transaction,
+//! each in its own savepoint. On PostgreSQL (`HOOKLINE_TEST_DATABASE=postgres`, see
+//! `common/mod.rs`) each write is its own transaction, and the same contract must hold.
+
+mod common;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use common::TestStore;
 use domain::call::{Call, Direction, Engine};
 use domain::CallUuid;
-use store::{CallCreation, IdempotentAnswer, SqliteStore, Store, StoreError, Vault};
+use store::{CallCreation, IdempotentAnswer, Store, StoreError};
 
 fn at(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(1_800_000_000_000 + ms).expect("valid")
@@ -25,12 +29,11 @@ fn call(auth_id: &domain::AuthId, n: u128) -> Call {
     )
 }
 
-/// A store with one account and one call (whose id a second call would take again).
-async fn store_with_a_call() -> (Arc<SqliteStore>, domain::AuthId, Call, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}/test.db", dir.path().display());
-    let store = Arc::new(SqliteStore::open(&url, Vault::new([5; 32])).await.expect("open"));
-    store.migrate().await.expect("migrate");
+/// A store with one account and one call (whose id a second call would take again). The
+/// [`TestStore`] keeps the database.
+async fn store_with_a_call() -> (Arc<dyn Store>, domain::AuthId, Call, TestStore) {
+    let db = TestStore::open([5; 32]).await;
+    let store = Arc::clone(&db.store);
     let auth_id = store
         .create_account("Batch", None, at(0))
         .await
@@ -39,12 +42,12 @@ async fn store_with_a_call() -> (Arc<SqliteStore>, domain::AuthId, Call, tempfil
         .auth_id;
     let taken = call(&auth_id, 0);
     store.create_call(&taken, None, at(0)).await.expect("first call");
-    (store, auth_id, taken, dir)
+    (store, auth_id, taken, db)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_failing_half_way_leaves_nothing_and_its_batch_neighbours_are_kept() {
-    let (store, auth_id, taken, _dir) = store_with_a_call().await;
+    let (store, auth_id, taken, _db) = store_with_a_call().await;
 
     let answer = IdempotentAnswer {
         request_hash: [7; 32],
@@ -106,7 +109,7 @@ async fn a_write_failing_half_way_leaves_nothing_and_its_batch_neighbours_are_ke
 
 #[tokio::test]
 async fn a_write_failing_half_way_alone_in_its_transaction_leaves_nothing() {
-    let (store, auth_id, taken, _dir) = store_with_a_call().await;
+    let (store, auth_id, taken, _db) = store_with_a_call().await;
     let answer = IdempotentAnswer {
         request_hash: [9; 32],
         status: 201,

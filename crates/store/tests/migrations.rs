@@ -1,7 +1,15 @@
 //! Migrations: a fresh database gets every step; a database made by the earlier sqlx build is
 //! adopted at the version its `_sqlx_migrations` table records; a newer database is refused.
+//!
+//! The SQLite tests always run. The PostgreSQL ones (`migrations/postgres`, counted in
+//! `hookline_migrations`) run with `HOOKLINE_TEST_DATABASE=postgres`, on the throwaway cluster
+//! of `common/mod.rs`, and say they were skipped otherwise.
 
-use store::{SqliteStore, StoreError, Vault};
+mod common;
+
+use common::{backend, Backend};
+use pgcluster::Cluster;
+use store::{PgStore, SqliteStore, StoreError, Vault};
 
 const OLD_STEPS: [&str; 3] = [
     include_str!("../migrations/sqlite/0001_configuration.sql"),
@@ -76,5 +84,64 @@ async fn a_database_newer_than_the_build_is_refused() {
         .execute_batch("PRAGMA user_version = 99;")
         .expect("from the future");
     let refused = open(&path).await.migrate().await;
+    assert!(matches!(refused, Err(StoreError::Migrate(_))), "{refused:?}");
+}
+
+/// A fresh PostgreSQL database and its URL, or `None` (and a note) when the tests run on SQLite.
+fn postgres_database(test: &str) -> Option<String> {
+    if backend() != Backend::Postgres {
+        eprintln!("{test}: skipped, PostgreSQL only (set HOOKLINE_TEST_DATABASE=postgres)");
+        return None;
+    }
+    Some(Cluster::shared().create_database().expect("a database"))
+}
+
+async fn open_postgres(url: &str) -> PgStore {
+    PgStore::open(url, Vault::new([1; 32])).await.expect("open")
+}
+
+#[tokio::test]
+async fn a_fresh_postgres_database_gets_every_step_once() {
+    let Some(url) = postgres_database("a_fresh_postgres_database_gets_every_step_once") else {
+        return;
+    };
+    let store = open_postgres(&url).await;
+    store.migrate().await.expect("fresh");
+    store.migrate().await.expect("migrating again changes nothing");
+    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+        .expect("the migrations folder")
+        .count();
+    let recorded = Cluster::shared()
+        .psql(&url, "SELECT count(*), max(version) FROM hookline_migrations")
+        .expect("query");
+    assert_eq!(
+        recorded,
+        format!("{migrations}|{migrations}\n"),
+        "each step once, in order"
+    );
+}
+
+/// Nodes started together migrate the same fresh database at once: both succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_nodes_starting_together_both_migrate() {
+    let Some(url) = postgres_database("postgres_nodes_starting_together_both_migrate") else {
+        return;
+    };
+    let (a, b) = (open_postgres(&url).await, open_postgres(&url).await);
+    let (a, b) = tokio::join!(a.migrate(), b.migrate());
+    a.expect("the first node");
+    b.expect("the second node");
+}
+
+#[tokio::test]
+async fn a_postgres_database_newer_than_the_build_is_refused() {
+    let Some(url) = postgres_database("a_postgres_database_newer_than_the_build_is_refused") else {
+        return;
+    };
+    open_postgres(&url).await.migrate().await.expect("fresh");
+    Cluster::shared()
+        .psql(&url, "INSERT INTO hookline_migrations (version) VALUES (99)")
+        .expect("from the future");
+    let refused = open_postgres(&url).await.migrate().await;
     assert!(matches!(refused, Err(StoreError::Migrate(_))), "{refused:?}");
 }
