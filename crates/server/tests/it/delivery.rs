@@ -14,7 +14,7 @@ mod isolation;
 mod levels;
 mod ordering;
 mod outcomes;
-mod signatures;
+pub mod signatures;
 mod test_callback;
 mod tls;
 

@@ -70,6 +70,9 @@ pub struct DataDir {
     dir: TempDir,
     /// The URL of this directory's PostgreSQL database, when [`backend`] is PostgreSQL.
     postgres: Option<String>,
+    /// Whether dropping this directory drops its PostgreSQL database (the directory that
+    /// created it; not one that shares it or was given it).
+    owns_database: bool,
     /// Numbers the stderr files, so a restarted server does not overwrite its predecessor's.
     n_runs: u32,
 }
@@ -121,7 +124,28 @@ impl DataDir {
         };
         DataDir {
             dir: tempfile::tempdir().expect("creating a temporary directory"),
+            owns_database: postgres.is_some(),
             postgres,
+            n_runs: 0,
+        }
+    }
+
+    /// Another directory on the same PostgreSQL database: a second node. It has its own key
+    /// file place and logs, and does not drop the database (the original does).
+    pub fn sharing(&self) -> DataDir {
+        let url = self
+            .postgres
+            .clone()
+            .expect("only a PostgreSQL database can be shared by several servers");
+        DataDir::on_postgres(url)
+    }
+
+    /// A directory on a PostgreSQL database the test made itself (on its own cluster).
+    pub fn on_postgres(url: String) -> DataDir {
+        DataDir {
+            dir: tempfile::tempdir().expect("creating a temporary directory"),
+            postgres: Some(url),
+            owns_database: false,
             n_runs: 0,
         }
     }
@@ -227,7 +251,7 @@ impl Drop for DataDir {
     /// Drops the PostgreSQL database (its servers are gone: a [`Server`] owns its directory),
     /// so a suite of hundreds of tests does not fill the disk with databases.
     fn drop(&mut self) {
-        if let Some(url) = &self.postgres {
+        if let Some(url) = self.postgres.as_ref().filter(|_| self.owns_database) {
             if let Err(error) = Cluster::shared().drop_database(url) {
                 eprintln!("dropping the test database {url}: {error}");
             }

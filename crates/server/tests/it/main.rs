@@ -19,6 +19,7 @@ mod dev_mode;
 mod fixture;
 mod lifecycle;
 mod lists;
+mod nodes;
 mod openapi;
 mod receiver;
 mod routing;

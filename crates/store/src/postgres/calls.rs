@@ -136,16 +136,18 @@ pub(super) async fn load_call(
 }
 
 /// Resolves and records one event of `call` (already in its post-event state), with its
-/// deliveries.
+/// deliveries: one statement for the event and all its deliveries, so an event costs one round
+/// trip however many channels it has. `configuration` is read in the same transaction.
 async fn record_event(
     tx: &impl GenericClient,
     call: &Call,
+    configuration: (Hierarchy, DirectUrls, domain::Timezone),
     kind: EventKind,
     at: DateTime<Utc>,
     now: DateTime<Utc>,
     event_id: EventId,
 ) -> Result<(), StoreError> {
-    let (hierarchy, application_direct, timezone) = configuration(tx, call).await?;
+    let (hierarchy, application_direct, timezone) = configuration;
     let call_direct = DirectUrls {
         ring: call.ring.clone(),
         answer: call.answer.clone(),
@@ -154,73 +156,71 @@ async fn record_event(
     let call_status = call.call_status.as_str();
     let fields = domain::fields::callback_fields(call, kind, at, timezone);
     let fields_json = serde_json::to_string(&fields).expect("a list of string pairs always serialises");
-    let (event_id, call_uuid) = (event_id.to_string(), call.call_uuid.to_string());
-    let sequence = i64::from(call.last_sequence);
-    execute(
-        tx,
-        "INSERT INTO events (event_id, call_uuid, auth_id, sequence, event, call_status, occurred_at, fields, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        &[
-            &event_id,
-            &call_uuid,
-            &call.auth_id.as_str(),
-            &sequence,
-            &kind.as_str(),
-            &call_status,
-            &time_to_db(at),
-            &fields_json,
-            &time_to_db(now),
-        ],
-    )
-    .await?;
     let plan = domain::resolution::plan(&hierarchy, &call_direct, &application_direct, kind, call_status);
+    let mut channels = Deliveries::default();
     for (channel, resolution) in plan {
         let status = match resolution.verdict {
             Verdict::Send => DeliveryStatus::Pending,
             Verdict::Filtered => DeliveryStatus::Filtered,
             Verdict::Unrouted => DeliveryStatus::Unrouted,
         };
-        let url = resolution.url.as_ref().map(|u| u.as_str());
-        // A delivery behind an earlier pending event of the call to the same URL waits without
-        // a due time; recording its predecessor's end gives it one.
-        let due = match (url, status) {
-            (Some(url), DeliveryStatus::Pending) => {
-                let behind = first(
-                    tx,
-                    concat!("SELECT ", earlier_pending!("$1", "$2", "$3")),
-                    &[&call_uuid, &url, &sequence],
-                    |row| Ok(row.try_get::<_, bool>(0)?),
-                )
-                .await?;
-                behind == Some(false)
-            }
-            _ => false,
-        };
-        execute(
-            tx,
-            "INSERT INTO deliveries (event_id, call_uuid, auth_id, sequence, event, channel, level, reason, url, \
-             method, fallback_url, status, next_attempt_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)",
-            &[
-                &event_id,
-                &call_uuid,
-                &call.auth_id.as_str(),
-                &sequence,
-                &kind.as_str(),
-                &channel.as_str(),
-                &resolution.level.map(Level::as_str),
-                &resolution.reason,
-                &url,
-                &resolution.method.as_str(),
-                &resolution.fallback.as_ref().map(|u| u.as_str()),
-                &status.as_str(),
-                &due.then(|| time_to_db(now)),
-                &time_to_db(now),
-            ],
-        )
-        .await?;
+        channels.channel.push(channel.as_str());
+        channels.level.push(resolution.level.map(Level::as_str));
+        channels.reason.push(resolution.reason);
+        channels.url.push(resolution.url.as_ref().map(|u| u.as_str().to_owned()));
+        channels.method.push(resolution.method.as_str());
+        channels.fallback.push(resolution.fallback.as_ref().map(|u| u.as_str().to_owned()));
+        channels.status.push(status.as_str());
     }
+    // A delivery behind an earlier pending event of the call to the same URL waits without a
+    // due time; recording its predecessor's end gives it one (`queue::record_attempts`).
+    execute(
+        tx,
+        concat!(
+            "WITH e AS (INSERT INTO events (event_id, call_uuid, auth_id, sequence, event, call_status, \
+               occurred_at, fields, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING event_id) \
+             INSERT INTO deliveries (event_id, call_uuid, auth_id, sequence, event, channel, level, reason, url, \
+               method, fallback_url, status, next_attempt_at, created_at, updated_at) \
+             SELECT e.event_id, $2, $3, $4, $5, d.channel, d.level, d.reason, d.url, d.method, d.fallback, \
+               d.status, CASE WHEN d.status = 'pending' AND d.url IS NOT NULL AND NOT ",
+            earlier_pending!("$2", "d.url", "$4"),
+            " THEN $9 END, $9, $9 \
+             FROM e, UNNEST($10::TEXT[], $11::TEXT[], $12::TEXT[], $13::TEXT[], $14::TEXT[], $15::TEXT[], \
+               $16::TEXT[]) AS d (channel, level, reason, url, method, fallback, status)"
+        ),
+        &[
+            &event_id.to_string(),
+            &call.call_uuid.to_string(),
+            &call.auth_id.as_str(),
+            &i64::from(call.last_sequence),
+            &kind.as_str(),
+            &call_status,
+            &time_to_db(at),
+            &fields_json,
+            &time_to_db(now),
+            &channels.channel,
+            &channels.level,
+            &channels.reason,
+            &channels.url,
+            &channels.method,
+            &channels.fallback,
+            &channels.status,
+        ],
+    )
+    .await?;
     Ok(())
+}
+
+/// The deliveries of one event, column by column (the arrays of one `UNNEST`).
+#[derive(Default)]
+struct Deliveries {
+    channel: Vec<&'static str>,
+    level: Vec<Option<&'static str>>,
+    reason: Vec<String>,
+    url: Vec<Option<String>>,
+    method: Vec<&'static str>,
+    fallback: Vec<Option<String>>,
+    status: Vec<&'static str>,
 }
 
 /// The configuration that resolves this call's events, as it stands now.
@@ -293,10 +293,11 @@ pub(super) async fn create_call(
                 .ok_or(StoreError::Conflict("the idempotency key is in use"));
         }
     }
-    insert_call(tx, call, now).await?;
+    let ((), configuration) = futures_util::try_join!(insert_call(tx, call, now), configuration(tx, call))?;
     record_event(
         tx,
         call,
+        configuration,
         EventKind::CallInitiated,
         call.initiated_at,
         now,
@@ -383,8 +384,12 @@ pub(super) async fn apply_report(
         .ok_or(StoreError::NotFound)?;
     let kind = call.apply(report, at).map_err(StoreError::Transition)?;
     let event_id = new_event_id(now);
-    update_call(tx, &call, now).await?;
-    record_event(tx, &call, kind, at, now, event_id).await?;
+    let configuration = configuration(tx, &call).await?;
+    // Pipelined: the call's new state and the event with its deliveries in one round trip.
+    futures_util::try_join!(
+        update_call(tx, &call, now),
+        record_event(tx, &call, configuration, kind, at, now, event_id),
+    )?;
     Ok(RecordedEvent {
         event_id,
         sequence: call.last_sequence,

@@ -567,9 +567,8 @@ impl Store for PgStore {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        transaction!(self.db, |tx| {
-            queue::claim_due(&tx, self.db.node(), limit, now, lease_until).await
-        })
+        // One statement, its own transaction: two round trips fewer than BEGIN … COMMIT.
+        queue::claim_due(&self.db.client().await?, self.db.node(), limit, now, lease_until).await
     }
 
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {

@@ -1,0 +1,344 @@
+//! Several `serve` processes on one PostgreSQL database (PRODUCT.md §5, "several `serve`
+//! processes on one PostgreSQL share the work"): thousands of callbacks through both nodes'
+//! APIs, each delivered once and in per-call order; a node killed with `kill -9` mid-run and
+//! PostgreSQL stopped mid-run lose nothing; a key change on one node signs the other's next
+//! callback. On SQLite (one process per file) these tests have nothing to test and return.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use signing::standard::SigningSecret;
+use signing::Check;
+
+use crate::delivery::signatures::{assert_all_valid, creation_secret, verify};
+use crate::delivery::{register_call, register_calls, start_server_on, WAIT};
+use crate::fixture::{backend, send, Backend, DataDir, Server};
+use crate::receiver::{Arrival, Receiver, Reply, Script};
+
+/// How long the nodes may take to deliver everything.
+const DRAIN: Duration = Duration::from_secs(90);
+
+/// Whether this run is on PostgreSQL; says why a test does nothing otherwise.
+fn on_postgres(test: &str) -> bool {
+    let yes = backend() == Backend::Postgres;
+    if !yes {
+        eprintln!("{test}: several nodes need PostgreSQL (HOOKLINE_TEST_DATABASE=postgres); nothing to test on SQLite");
+    }
+    yes
+}
+
+/// Two nodes on one fresh database, and the directory that owns it (dropping it drops the
+/// database, so the test keeps it to the end).
+async fn two_nodes(settings: &[(&str, &str)]) -> (Server, Server, DataDir) {
+    let data = DataDir::new();
+    let a = start_server_on(data.sharing(), settings).await;
+    let b = start_server_on(data.sharing(), settings).await;
+    (a, b, data)
+}
+
+/// Reports `event` for every call in batches through the switch interface of `server`.
+async fn report_all(server: &Server, calls: &[String], event: &str) {
+    for chunk in calls.chunks(250) {
+        let batch: Vec<Value> = chunk
+            .iter()
+            .map(|call_uuid| json!({ "call_uuid": call_uuid, "event": event }))
+            .collect();
+        let reported = send(
+            server
+                .operator(Method::POST, "/api/v1/switch/events")
+                .json(&json!({ "events": batch })),
+        )
+        .await
+        .expect(200);
+        let results = reported["results"].as_array().expect("results");
+        assert!(
+            results.iter().all(|r| r["status"] == 201),
+            "every {event} was accepted: {reported}"
+        );
+    }
+}
+
+/// Waits until `n` distinct event ids arrived; returns every arrival.
+async fn wait_for_events(receiver: &Receiver, n: usize) -> Vec<Arrival> {
+    let mut at_least = n;
+    loop {
+        let arrivals = receiver
+            .wait_until(&format!("{at_least} arrivals"), DRAIN, |all| {
+                all.len() >= at_least
+            })
+            .await;
+        let distinct: HashSet<String> = arrivals.iter().map(Arrival::event_id).collect();
+        if distinct.len() >= n {
+            return arrivals;
+        }
+        at_least = arrivals.len() + (n - distinct.len());
+    }
+}
+
+/// Each event id names one event (call, sequence, event name), and the arrived events are
+/// exactly `expected`. Returns the number of duplicate arrivals.
+fn check_events(arrivals: &[Arrival], expected: &HashSet<(String, u32, String)>) -> usize {
+    let mut by_id: HashMap<String, (String, u32, String)> = HashMap::new();
+    for arrival in arrivals {
+        let event = (
+            arrival.expect_field("CallUUID"),
+            arrival.sequence(),
+            arrival.expect_field("Event"),
+        );
+        let seen = by_id.entry(arrival.event_id()).or_insert_with(|| event.clone());
+        assert_eq!(*seen, event, "one event id named two events");
+    }
+    let arrived: HashSet<(String, u32, String)> = by_id.into_values().collect();
+    assert_eq!(
+        arrived.len(),
+        expected.len(),
+        "as many events arrived as were accepted"
+    );
+    assert_eq!(&arrived, expected, "every accepted event arrived");
+    arrivals.len() - expected.len()
+}
+
+/// The events of `calls` whose names are `events` (sequence 1, 2, …).
+fn expected(calls: &[String], events: &[&str]) -> HashSet<(String, u32, String)> {
+    calls
+        .iter()
+        .flat_map(|call| {
+            events
+                .iter()
+                .zip(1..)
+                .map(move |(event, sequence)| (call.clone(), sequence, (*event).to_owned()))
+        })
+        .collect()
+}
+
+/// `hookline_attempts_total{outcome="success"}` of one node.
+async fn successes(server: &Server) -> u64 {
+    let response = server
+        .request(Method::GET, "/metrics")
+        .send()
+        .await
+        .expect("GET /metrics");
+    let text = response.text().await.expect("metrics text");
+    text.lines()
+        .find_map(|line| line.strip_prefix("hookline_attempts_total{outcome=\"success\"} "))
+        .map_or(0, |n| n.trim().parse().expect("a count"))
+}
+
+#[tokio::test]
+async fn two_nodes_deliver_every_callback_once_and_in_order_of_each_call() {
+    if !on_postgres("two_nodes") {
+        return;
+    }
+    const N_CALLS: usize = 800;
+    const EVENTS: [&str; 4] = ["CallInitiated", "Ring", "StartApp", "Hangup"];
+    let receiver = Receiver::start().await;
+    receiver.on("/cb", Script::always(Reply::ok().after(Duration::from_millis(2))));
+    let (a, b, _database) = two_nodes(&[("--per-host-concurrency", "16")]).await;
+    let account = a.admin_create_account("nodes").await;
+    let extra = json!({ "status_url": receiver.url("/cb") });
+
+    // Calls and their events enter through both APIs, alternating, while both nodes deliver.
+    let (on_a, on_b) = tokio::join!(
+        register_calls(&a, &account, &extra, N_CALLS / 2),
+        register_calls(&b, &account, &extra, N_CALLS / 2),
+    );
+    let calls: Vec<String> = [on_a, on_b].concat();
+    report_all(&a, &calls, "Ring").await;
+    report_all(&b, &calls, "StartApp").await;
+    report_all(&a, &calls, "Hangup").await;
+
+    let arrivals = wait_for_events(&receiver, N_CALLS * EVENTS.len()).await;
+    let duplicates = check_events(&arrivals, &expected(&calls, &EVENTS));
+    assert_eq!(duplicates, 0, "with no crash every event arrives exactly once");
+
+    // A later event of a call is sent only once the earlier one was answered, whichever node
+    // holds which: so each call's callbacks arrive in sequence order.
+    let mut order: HashMap<String, Vec<u32>> = HashMap::new();
+    for arrival in &arrivals {
+        order
+            .entry(arrival.expect_field("CallUUID"))
+            .or_default()
+            .push(arrival.sequence());
+    }
+    for (call, sequences) in &order {
+        assert_eq!(sequences, &[1, 2, 3, 4], "call {call} arrived out of order");
+    }
+    let (by_a, by_b) = (successes(&a).await, successes(&b).await);
+    assert!(by_a > 0 && by_b > 0, "both nodes delivered: {by_a} and {by_b}");
+}
+
+#[tokio::test]
+async fn a_node_killed_mid_run_loses_nothing_the_other_delivers_its_share() {
+    if !on_postgres("kill_9") {
+        return;
+    }
+    const N_CALLS: usize = 1000;
+    const PER_HOST: usize = 8;
+    let receiver = Receiver::start().await;
+    // Slow answers and a small per-host limit keep hundreds pending when the kill comes.
+    receiver.on(
+        "/cb",
+        Script::always(Reply::ok().after(Duration::from_millis(150))),
+    );
+    let per_host = PER_HOST.to_string();
+    let settings = [
+        ("--per-host-concurrency", per_host.as_str()),
+        ("--callback-timeout-ms", "5000"),
+    ];
+    let (a, b, _database) = two_nodes(&settings).await;
+    let account = a.admin_create_account("kill").await;
+    let extra = json!({ "status_url": receiver.url("/cb") });
+    let (on_a, on_b) = tokio::join!(
+        register_calls(&a, &account, &extra, N_CALLS / 2),
+        register_calls(&b, &account, &extra, N_CALLS / 2),
+    );
+    let calls: Vec<String> = [on_a, on_b].concat();
+
+    // Killed with its claims in flight; the survivor takes the rest of the run.
+    drop(a.kill());
+    let at_kill = receiver.arrivals().len();
+    assert!(
+        at_kill < N_CALLS,
+        "every call's first callback arrived before the kill; the test proves nothing"
+    );
+    report_all(&b, &calls, "Ring").await;
+
+    let arrivals = wait_for_events(&receiver, 2 * N_CALLS).await;
+    let duplicates = check_events(&arrivals, &expected(&calls, &["CallInitiated", "Ring"]));
+    // Only sends the killed node had made without recording their answers can repeat.
+    assert!(
+        duplicates <= 2 * PER_HOST,
+        "{duplicates} duplicates: more than the killed node had in flight"
+    );
+    // The last answers are recorded just after they arrive.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let pending = b
+            .get(&account, &account.path("/callbacks?status=pending"))
+            .await
+            .expect(200);
+        if pending["meta"]["total_count"] == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still pending after every event arrived: {pending}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let failed = b
+        .get(&account, &account.path("/callbacks?status=failed"))
+        .await
+        .expect(200);
+    assert_eq!(failed["meta"]["total_count"], 0, "{failed}");
+}
+
+#[tokio::test]
+async fn postgres_stopped_mid_run_answers_503_then_delivers_everything_accepted() {
+    if !on_postgres("postgres_restart") {
+        return;
+    }
+    const N_CALLS: usize = 400;
+    let cluster = pgcluster::Cluster::start(pgcluster::Options::for_tests()).expect("a dedicated cluster");
+    let data = DataDir::on_postgres(cluster.create_database().expect("a database"));
+    let receiver = Receiver::start().await;
+    receiver.on(
+        "/cb",
+        Script::always(Reply::ok().after(Duration::from_millis(20))),
+    );
+    let server = start_server_on(data, &[("--per-host-concurrency", "4")]).await;
+    let account = server.admin_create_account("outage").await;
+    let extra = json!({ "status_url": receiver.url("/cb") });
+    let mut calls = register_calls(&server, &account, &extra, N_CALLS).await;
+    assert!(
+        receiver.arrivals().len() < N_CALLS,
+        "everything was delivered before the outage; the test proves nothing"
+    );
+
+    cluster.stop().expect("stopping PostgreSQL");
+    let refused = send(
+        server
+            .operator(Method::POST, "/api/v1/switch/calls")
+            .json(&json!({ "auth_id": account.auth_id, "direction": "outbound", "from": "+14155551234", "to": "+14155550100", "status_url": receiver.url("/cb") })),
+    )
+    .await;
+    refused.expect_error(503, "unavailable");
+    let ready = server
+        .request(Method::GET, "/readyz")
+        .send()
+        .await
+        .expect("GET /readyz");
+    assert_eq!(ready.status(), 503, "not ready while the database is away");
+
+    cluster.start_again().expect("starting PostgreSQL again");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let ready = server
+            .request(Method::GET, "/readyz")
+            .send()
+            .await
+            .expect("GET /readyz");
+        if ready.status() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready {WAIT:?} after PostgreSQL came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Accepted again, and delivered with everything accepted before the outage.
+    calls.push(register_call(&server, &account, &extra).await);
+    let arrivals = wait_for_events(&receiver, calls.len()).await;
+    check_events(&arrivals, &expected(&calls, &["CallInitiated"]));
+    assert!(!server.stderr().contains("panicked"), "{}", server.stderr());
+}
+
+#[tokio::test]
+async fn a_secret_created_and_one_deleted_on_node_a_sign_node_bs_next_callback() {
+    if !on_postgres("keys_across_nodes") {
+        return;
+    }
+    let receiver = Receiver::start().await;
+    let data = DataDir::new();
+    let b = start_server_on(data.sharing(), &[]).await;
+    let account = b.admin_create_account("keys").await;
+    let old = creation_secret(&account);
+    let old_id = account.json["signing_secret"]["secret_id"]
+        .as_str()
+        .expect("secret_id")
+        .to_owned();
+    let extra = json!({ "status_url": receiver.url("/k") });
+    // B signs a callback with the first secret (and caches its keys).
+    register_call(&b, &account, &extra).await;
+    let first = receiver.wait_for("/k", 1, WAIT).await.pop().expect("an arrival");
+    assert_all_valid(
+        &verify(&first, &account.auth_token, None, std::slice::from_ref(&old)),
+        "before",
+    );
+
+    // A changes the keys, then stops: the next callback can only come from B.
+    let a = start_server_on(data.sharing(), &[]).await;
+    let created = send(a.authed(&account, Method::POST, &account.path("/signing-secrets")))
+        .await
+        .expect(201);
+    let new = SigningSecret::parse(created["secret"].as_str().expect("secret")).expect("whsec_ secret");
+    a.delete(&account, &account.path(&format!("/signing-secrets/{old_id}")))
+        .await
+        .expect(204);
+    drop(a.stop());
+
+    register_call(&b, &account, &extra).await;
+    let next = receiver.wait_for("/k", 2, WAIT).await.pop().expect("an arrival");
+    assert_all_valid(
+        &verify(&next, &account.auth_token, None, &[new]),
+        "signed with A's new secret",
+    );
+    assert_eq!(
+        verify(&next, &account.auth_token, None, &[old]).standard,
+        Check::Invalid,
+        "the secret A deleted signs nothing on B"
+    );
+}
