@@ -167,9 +167,13 @@ async fn record_event(
         channels.channel.push(channel.as_str());
         channels.level.push(resolution.level.map(Level::as_str));
         channels.reason.push(resolution.reason);
-        channels.url.push(resolution.url.as_ref().map(|u| u.as_str().to_owned()));
+        channels
+            .url
+            .push(resolution.url.as_ref().map(|u| u.as_str().to_owned()));
         channels.method.push(resolution.method.as_str());
-        channels.fallback.push(resolution.fallback.as_ref().map(|u| u.as_str().to_owned()));
+        channels
+            .fallback
+            .push(resolution.fallback.as_ref().map(|u| u.as_str().to_owned()));
         channels.status.push(status.as_str());
     }
     // A delivery behind an earlier pending event of the call to the same URL waits without a

@@ -8,8 +8,8 @@
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use tokio_postgres::types::ToSql;
 use domain::{AuthId, DeliveryStatus, EventId};
+use tokio_postgres::types::ToSql;
 
 use super::db::{all, execute, first, Params};
 use crate::codec::*;
@@ -155,7 +155,9 @@ pub(super) async fn record_attempts(
             let (attempt_number, started_at) = (i64::from(attempt.attempt), time_to_db(attempt.started_at));
             let latency = i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX);
             let status_code = attempt.status_code.map(i64::from);
-            let retry_after = attempt.retry_after_ms.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX));
+            let retry_after = attempt
+                .retry_after_ms
+                .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX));
             let (updated_at, lease) = (time_to_db(now), item.lease_until.map(time_to_db));
             let inserted: [&(dyn ToSql + Sync); 9] = [
                 &item.delivery_id,
@@ -190,7 +192,9 @@ pub(super) async fn record_attempts(
     let ended: Vec<i64> = finished
         .iter()
         .zip(moved)
-        .filter(|(item, moved)| *moved && matches!(item.after, AfterAttempt::Delivered | AfterAttempt::Failed))
+        .filter(|(item, moved)| {
+            *moved && matches!(item.after, AfterAttempt::Delivered | AfterAttempt::Failed)
+        })
         .map(|(item, _)| item.delivery_id)
         .collect();
     let next = futures_util::future::try_join_all(ended.iter().map(|&delivery_id| async move {
