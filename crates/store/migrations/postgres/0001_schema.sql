@@ -146,6 +146,9 @@ CREATE INDEX deliveries_by_call ON deliveries (call_uuid, sequence, channel);
 CREATE INDEX deliveries_by_account ON deliveries (auth_id, created_at);
 -- Only pending rows: the claim's index stays as small as the queue, however long the history.
 CREATE INDEX deliveries_due ON deliveries (next_attempt_at, delivery_id) WHERE status = 'pending';
+-- The ordering rule (an earlier pending event of the call to the same URL) and the promotion of
+-- the next waiting event look up exactly this; pending rows only, so it stays small too.
+CREATE INDEX deliveries_pending_by_destination ON deliveries (call_uuid, url, sequence) WHERE status = 'pending';
 
 CREATE TABLE attempts (
     attempt_id     BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
