@@ -11,7 +11,7 @@ use deadpool_postgres::GenericClient;
 use domain::{AuthId, DeliveryStatus, EventId};
 use tokio_postgres::types::ToSql;
 
-use super::db::{all, execute, first, Params};
+use super::db::{all, execute, first, server_now, Params};
 use crate::codec::*;
 use crate::rows::{attempt_from_row, claimed_from_row, delivery_from_row, text};
 use crate::sql::DELIVERY_COLUMNS;
@@ -77,7 +77,7 @@ pub(super) async fn claim_due(
                     &[&time_to_db(now), &delivery_id],
                 )
                 .await?;
-                promote_next(tx, delivery_id, now).await?;
+                first(tx, PROMOTE_NEXT, &[&time_to_db(now), &vec![delivery_id]], |_| Ok(())).await?;
             }
         }
     }
@@ -85,165 +85,175 @@ pub(super) async fn claim_due(
     Ok(claimed)
 }
 
+/// The due time of the first claimable delivery: one step down the due index. Deliveries in
+/// flight are left out: their holder records them (a new due time wakes its dispatcher), and a
+/// dead holder's are released by a heartbeat; the dispatcher's idle poll bounds the rest.
 pub(super) async fn next_due_at(client: &impl GenericClient) -> Result<Option<DateTime<Utc>>, StoreError> {
     let micros: Option<i64> = first(
         client,
         concat!(
-            "SELECT MIN(GREATEST(d.next_attempt_at, COALESCE(d.leased_until, 0))) FROM deliveries d \
-             WHERE d.status = 'pending' AND d.next_attempt_at IS NOT NULL AND NOT ",
-            earlier_pending!("d.call_uuid", "d.url", "d.sequence")
+            "SELECT d.next_attempt_at FROM deliveries d \
+             WHERE d.status = 'pending' AND d.next_attempt_at IS NOT NULL \
+               AND (d.leased_until IS NULL OR d.leased_until <= ",
+            server_now!(),
+            ") AND NOT ",
+            earlier_pending!("d.call_uuid", "d.url", "d.sequence"),
+            " ORDER BY d.next_attempt_at, d.delivery_id LIMIT 1"
         ),
         &[],
         |row| Ok(row.try_get(0)?),
     )
-    .await?
-    .flatten();
+    .await?;
     micros.map(time_from_db).transpose()
 }
 
+/// For each delivery of `$2` that just ended, the next pending event of its call to the same URL
+/// becomes due if it was waiting — unless an event before it is still pending. Written as index
+/// walks of (call, URL, sequence) that stop at the first row, so the plan cannot turn into a
+/// scan of the waiting rows whatever the statistics say. A delivery still pending (its result
+/// came under a lapsed lease and did not move it) promotes nothing. Answers whether any later
+/// event of those calls and URLs is pending: it may be claimable now (promoted here, or a
+/// redelivered event went in front of it, or a sibling channel to the same URL ended first).
+const PROMOTE_NEXT: &str = concat!(
+    "WITH ended AS (SELECT d.call_uuid, d.url, d.sequence FROM deliveries d \
+                    WHERE d.delivery_id = ANY($2) AND d.status <> 'pending'), \
+     promoted AS (UPDATE deliveries u SET next_attempt_at = $1 FROM ended d \
+       WHERE u.status = 'pending' AND u.call_uuid = d.call_uuid AND u.url = d.url AND u.next_attempt_at IS NULL \
+         AND u.sequence = (SELECT e.sequence FROM deliveries e WHERE e.status = 'pending' \
+               AND e.call_uuid = d.call_uuid AND e.url = d.url AND e.sequence > d.sequence \
+               ORDER BY e.sequence LIMIT 1) \
+         AND NOT ",
+    earlier_pending!("u.call_uuid", "u.url", "u.sequence"),
+    " RETURNING 1) \
+     SELECT EXISTS (SELECT 1 FROM ended d WHERE EXISTS (SELECT 1 FROM deliveries e WHERE e.status = 'pending' \
+       AND e.call_uuid = d.call_uuid AND e.url = d.url AND e.sequence > d.sequence)) \
+       OR EXISTS (SELECT 1 FROM promoted)"
+);
+
+/// Locks the calls of the deliveries `$1`, in one order (two nodes cannot deadlock).
+const LOCK_CALLS: &str = "SELECT 1 FROM calls WHERE call_uuid IN \
+     (SELECT call_uuid FROM deliveries WHERE delivery_id = ANY($1)) ORDER BY call_uuid FOR UPDATE";
+
+const INSERT_ATTEMPTS: &str = "INSERT INTO attempts (delivery_id, attempt, target, url, started_at, latency_ms, \
+     status_code, error, retry_after_ms) \
+     SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::BIGINT[], \
+       $7::BIGINT[], $8::TEXT[], $9::BIGINT[])";
+
+/// A fallback starts the new target's count at 0; every other outcome adds one. Moves a
+/// delivery only while it is held by the attempt's lease.
+const MOVE_ON: &str = "UPDATE deliveries d SET status = m.status, next_attempt_at = m.next, target = m.target, \
+     target_attempts = CASE WHEN m.to_fallback THEN 0 ELSE d.target_attempts + 1 END, \
+     attempt_count = d.attempt_count + 1, delivered_to = m.delivered_to, leased_until = NULL, updated_at = $1 \
+     FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::TEXT[], $6::TEXT[], $7::BIGINT[], $8::BOOL[]) \
+       AS m (delivery_id, status, next, target, delivered_to, lease, to_fallback) \
+     WHERE d.delivery_id = m.delivery_id AND (m.lease IS NULL OR d.leased_until = m.lease)";
+
+/// Records a batch of attempts in one pipelined round trip of four statements, however many
+/// attempts: the attempts, each delivery's next state, then — under the lock of the calls of
+/// the deliveries that ended — the next waiting event of each. The lock orders this against a
+/// new event of the same call written on another node (`calls::apply_report` holds it while it
+/// decides whether its event waits): either that event was committed and is promoted here, or
+/// it sees this one ended and is due at once. Taken last, it is held only for the promotion and
+/// the commit.
 pub(super) async fn record_attempts(
     tx: &impl GenericClient,
     finished: &[FinishedAttempt],
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    // Ending a delivery may make the next event of its call due. Locking the calls first (in
-    // one order, so two nodes cannot deadlock) orders this against a new event of the same call
-    // being written on another node (`calls::apply_report` holds the same lock): either that
-    // event was committed and is promoted below, or it sees this one ended and is due at once.
-    let ending: Vec<i64> = finished
-        .iter()
-        .filter(|f| matches!(f.after, AfterAttempt::Delivered | AfterAttempt::Failed))
-        .map(|f| f.delivery_id)
-        .collect();
-    if !ending.is_empty() {
-        execute(
-            tx,
-            "SELECT 1 FROM calls WHERE call_uuid IN (SELECT call_uuid FROM deliveries WHERE delivery_id = ANY($1)) \
-             ORDER BY call_uuid FOR UPDATE",
-            &[&ending],
-        )
-        .await?;
-    }
-    let insert = tx
-        .prepare_cached(
-            "INSERT INTO attempts (delivery_id, attempt, target, url, started_at, latency_ms, status_code, error, \
-             retry_after_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .await?;
-    // A fallback starts the new target's count at 0; every other outcome adds one.
-    let update = tx
-        .prepare_cached(
-            "UPDATE deliveries SET status = $1, next_attempt_at = $2, target = $3, \
-             target_attempts = CASE WHEN $8 THEN 0 ELSE target_attempts + 1 END, \
-             attempt_count = attempt_count + 1, delivered_to = $4, leased_until = NULL, updated_at = $5 \
-             WHERE delivery_id = $6 AND ($7::BIGINT IS NULL OR leased_until = $7)",
-        )
-        .await?;
-    // Every item's two writes are independent of the others': pipelined, one round trip.
-    let moved = futures_util::future::try_join_all(finished.iter().map(|item| {
-        let (insert, update) = (&insert, &update);
-        async move {
-            let attempt = &item.attempt;
-            let target = attempt.target.as_str();
-            let (status, next, new_target, delivered_to) = match item.after {
-                AfterAttempt::Delivered => ("delivered", None, target, Some(target)),
-                AfterAttempt::RetryAt(at) => ("pending", Some(time_to_db(at)), target, None),
-                AfterAttempt::FallbackAt(at) => ("pending", Some(time_to_db(at)), "fallback", None),
-                AfterAttempt::Failed => ("failed", None, target, None),
-            };
-            let to_fallback = matches!(item.after, AfterAttempt::FallbackAt(_));
-            let (attempt_number, started_at) = (i64::from(attempt.attempt), time_to_db(attempt.started_at));
-            let latency = i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX);
-            let status_code = attempt.status_code.map(i64::from);
-            let retry_after = attempt
-                .retry_after_ms
-                .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX));
-            let (updated_at, lease) = (time_to_db(now), item.lease_until.map(time_to_db));
-            let inserted: [&(dyn ToSql + Sync); 9] = [
-                &item.delivery_id,
-                &attempt_number,
-                &target,
-                &attempt.url,
-                &started_at,
-                &latency,
-                &status_code,
-                &attempt.error,
-                &retry_after,
-            ];
-            let updated: [&(dyn ToSql + Sync); 8] = [
-                &status,
-                &next,
-                &new_target,
-                &delivered_to,
-                &updated_at,
-                &item.delivery_id,
-                &lease,
-                &to_fallback,
-            ];
-            let (_, moved) =
-                futures_util::try_join!(tx.execute(insert, &inserted), tx.execute(update, &updated))?;
-            Ok::<_, StoreError>(moved > 0)
+    // Prepared first, so that the statements below go out in this order on the first poll: the
+    // promotion must run after the update that ended its delivery.
+    let (insert, update, lock, promote) = futures_util::try_join!(
+        tx.prepare_cached(INSERT_ATTEMPTS),
+        tx.prepare_cached(MOVE_ON),
+        tx.prepare_cached(LOCK_CALLS),
+        tx.prepare_cached(PROMOTE_NEXT),
+    )?;
+    let mut a = Attempts::default();
+    for item in finished {
+        let attempt = &item.attempt;
+        let target = attempt.target.as_str();
+        let (status, next, new_target, delivered_to) = match item.after {
+            AfterAttempt::Delivered => ("delivered", None, target, Some(target)),
+            AfterAttempt::RetryAt(at) => ("pending", Some(time_to_db(at)), target, None),
+            AfterAttempt::FallbackAt(at) => ("pending", Some(time_to_db(at)), "fallback", None),
+            AfterAttempt::Failed => ("failed", None, target, None),
+        };
+        a.delivery_id.push(item.delivery_id);
+        a.attempt.push(i64::from(attempt.attempt));
+        a.target.push(target);
+        a.url.push(attempt.url.as_str());
+        a.started_at.push(time_to_db(attempt.started_at));
+        a.latency_ms.push(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX));
+        a.status_code.push(attempt.status_code.map(i64::from));
+        a.error.push(attempt.error.as_deref());
+        a.retry_after_ms.push(attempt.retry_after_ms.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)));
+        a.status.push(status);
+        a.next.push(next);
+        a.new_target.push(new_target);
+        a.delivered_to.push(delivered_to);
+        a.lease.push(item.lease_until.map(time_to_db));
+        a.to_fallback.push(matches!(item.after, AfterAttempt::FallbackAt(_)));
+        if matches!(item.after, AfterAttempt::Delivered | AfterAttempt::Failed) {
+            a.ended.push(item.delivery_id);
         }
-    }))
-    .await?;
-    let mut unblocked = finished
+    }
+    let at = time_to_db(now);
+    let inserted: [&(dyn ToSql + Sync); 9] = [
+        &a.delivery_id,
+        &a.attempt,
+        &a.target,
+        &a.url,
+        &a.started_at,
+        &a.latency_ms,
+        &a.status_code,
+        &a.error,
+        &a.retry_after_ms,
+    ];
+    let moved: [&(dyn ToSql + Sync); 8] = [
+        &at,
+        &a.delivery_id,
+        &a.status,
+        &a.next,
+        &a.new_target,
+        &a.delivered_to,
+        &a.lease,
+        &a.to_fallback,
+    ];
+    let (locked, promoted): (&Params<'_>, &Params<'_>) = (&[&a.ended], &[&at, &a.ended]);
+    let follow = async {
+        if a.ended.is_empty() {
+            return Ok(false);
+        }
+        let (_, more) = futures_util::try_join!(tx.execute(&lock, locked), tx.query_one(&promote, promoted))?;
+        more.try_get::<_, bool>(0)
+    };
+    let (_, _, more) = futures_util::try_join!(tx.execute(&insert, &inserted), tx.execute(&update, &moved), follow)?;
+    let retries = finished
         .iter()
         .any(|item| matches!(item.after, AfterAttempt::RetryAt(_) | AfterAttempt::FallbackAt(_)));
-    let ended: Vec<i64> = finished
-        .iter()
-        .zip(moved)
-        .filter(|(item, moved)| {
-            *moved && matches!(item.after, AfterAttempt::Delivered | AfterAttempt::Failed)
-        })
-        .map(|(item, _)| item.delivery_id)
-        .collect();
-    let next = futures_util::future::try_join_all(ended.iter().map(|&delivery_id| async move {
-        let (promoted, behind) =
-            futures_util::try_join!(promote_next(tx, delivery_id, now), later_pending(tx, delivery_id))?;
-        Ok::<_, StoreError>(promoted || behind)
-    }))
-    .await?;
-    unblocked |= next.into_iter().any(|more| more);
-    Ok(unblocked)
+    Ok(retries || more)
 }
 
-/// Whether a later event of the same call to the same URL is pending (it may be claimable now:
-/// a redelivered event went in front of it, or a sibling channel to the same URL ended first).
-async fn later_pending(tx: &impl GenericClient, delivery_id: i64) -> Result<bool, StoreError> {
-    let found = first(
-        tx,
-        "SELECT EXISTS (SELECT 1 FROM deliveries d JOIN deliveries e ON e.call_uuid = d.call_uuid \
-         AND e.url = d.url AND e.sequence > d.sequence WHERE d.delivery_id = $1 AND e.status = 'pending')",
-        &[&delivery_id],
-        |row| Ok(row.try_get::<_, bool>(0)?),
-    )
-    .await?;
-    Ok(found == Some(true))
-}
-
-/// Makes the next waiting event of the call to the same URL as `delivery_id` (which just
-/// ended) due now — unless another event before it is still pending. Returns whether it did.
-async fn promote_next(
-    tx: &impl GenericClient,
-    delivery_id: i64,
-    now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let promoted = execute(
-        tx,
-        concat!(
-            "UPDATE deliveries SET next_attempt_at = $1 WHERE status = 'pending' AND next_attempt_at IS NULL \
-             AND (call_uuid, url, sequence) = \
-                 (SELECT e.call_uuid, e.url, MIN(e.sequence) FROM deliveries d JOIN deliveries e \
-                  ON e.call_uuid = d.call_uuid AND e.url = d.url AND e.sequence > d.sequence \
-                  WHERE d.delivery_id = $2 AND e.status = 'pending' AND e.next_attempt_at IS NULL \
-                  GROUP BY e.call_uuid, e.url) \
-             AND NOT ",
-            earlier_pending!("deliveries.call_uuid", "deliveries.url", "deliveries.sequence")
-        ),
-        &[&time_to_db(now), &delivery_id],
-    )
-    .await?;
-    Ok(promoted > 0)
+/// A batch of finished attempts, column by column (the arrays of the `UNNEST`s).
+#[derive(Default)]
+struct Attempts<'a> {
+    delivery_id: Vec<i64>,
+    attempt: Vec<i64>,
+    target: Vec<&'static str>,
+    url: Vec<&'a str>,
+    started_at: Vec<i64>,
+    latency_ms: Vec<i64>,
+    status_code: Vec<Option<i64>>,
+    error: Vec<Option<&'a str>>,
+    retry_after_ms: Vec<Option<i64>>,
+    status: Vec<&'static str>,
+    next: Vec<Option<i64>>,
+    new_target: Vec<&'static str>,
+    delivered_to: Vec<Option<&'static str>>,
+    lease: Vec<Option<i64>>,
+    to_fallback: Vec<bool>,
+    /// The deliveries this batch delivered or failed.
+    ended: Vec<i64>,
 }
 
 pub(super) async fn redeliver(
