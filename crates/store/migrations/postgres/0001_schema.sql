@@ -141,7 +141,7 @@ CREATE TABLE deliveries (
     created_at       BIGINT NOT NULL,
     updated_at       BIGINT NOT NULL,
     UNIQUE (event_id, channel)
-);
+) WITH (fillfactor = 80);
 CREATE INDEX deliveries_by_call ON deliveries (call_uuid, sequence, channel);
 CREATE INDEX deliveries_by_account ON deliveries (auth_id, created_at);
 -- Only pending rows: the claim's index stays as small as the queue, however long the history.
