@@ -49,13 +49,7 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
 /// every node has beaten again before any is judged.
 const NODE_DEAD_AFTER: Duration = Duration::from_secs(10);
 /// The server's clock in microseconds, in SQL: one clock for every node.
-macro_rules! server_now {
-    () => {
-        "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT"
-    };
-}
-pub(super) use server_now;
-const SERVER_NOW: &str = server_now!();
+const SERVER_NOW: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT";
 
 #[derive(Clone)]
 pub(super) struct Db {

@@ -11,7 +11,7 @@ use deadpool_postgres::GenericClient;
 use domain::{AuthId, DeliveryStatus, EventId};
 use tokio_postgres::types::ToSql;
 
-use super::db::{all, execute, first, server_now, Params};
+use super::db::{all, execute, first, Params};
 use crate::codec::*;
 use crate::rows::{attempt_from_row, claimed_from_row, delivery_from_row, text};
 use crate::sql::DELIVERY_COLUMNS;
@@ -77,7 +77,10 @@ pub(super) async fn claim_due(
                     &[&time_to_db(now), &delivery_id],
                 )
                 .await?;
-                first(tx, PROMOTE_NEXT, &[&time_to_db(now), &vec![delivery_id]], |_| Ok(())).await?;
+                first(tx, PROMOTE_NEXT, &[&time_to_db(now), &vec![delivery_id]], |_| {
+                    Ok(())
+                })
+                .await?;
             }
         }
     }
@@ -85,25 +88,31 @@ pub(super) async fn claim_due(
     Ok(claimed)
 }
 
-/// The due time of the first claimable delivery: one step down the due index. Deliveries in
-/// flight are left out: their holder records them (a new due time wakes its dispatcher), and a
-/// dead holder's are released by a heartbeat; the dispatcher's idle poll bounds the rest.
+/// When the next claimable delivery falls due: a delivery counts at its due time, or at its
+/// lease's end while leased. Exact, without reading the whole queue: the first unleased row
+/// down the due index gives `t`; a leased row can only come earlier if it is due before `t`, and
+/// those (the ones in flight) are the few rows ahead of it in the same index.
 pub(super) async fn next_due_at(client: &impl GenericClient) -> Result<Option<DateTime<Utc>>, StoreError> {
     let micros: Option<i64> = first(
         client,
         concat!(
-            "SELECT d.next_attempt_at FROM deliveries d \
-             WHERE d.status = 'pending' AND d.next_attempt_at IS NOT NULL \
-               AND (d.leased_until IS NULL OR d.leased_until <= ",
-            server_now!(),
-            ") AND NOT ",
+            "WITH free AS (SELECT d.next_attempt_at AS t FROM deliveries d \
+               WHERE d.status = 'pending' AND d.next_attempt_at IS NOT NULL \
+                 AND (d.leased_until IS NULL OR d.leased_until <= d.next_attempt_at) AND NOT ",
             earlier_pending!("d.call_uuid", "d.url", "d.sequence"),
-            " ORDER BY d.next_attempt_at, d.delivery_id LIMIT 1"
+            "  ORDER BY d.next_attempt_at, d.delivery_id LIMIT 1) \
+             SELECT LEAST((SELECT t FROM free), \
+               (SELECT MIN(d.leased_until) FROM deliveries d \
+                WHERE d.status = 'pending' AND d.next_attempt_at IS NOT NULL AND d.leased_until > d.next_attempt_at \
+                  AND d.next_attempt_at <= COALESCE((SELECT t FROM free), 9223372036854775807) AND NOT ",
+            earlier_pending!("d.call_uuid", "d.url", "d.sequence"),
+            "))"
         ),
         &[],
         |row| Ok(row.try_get(0)?),
     )
-    .await?;
+    .await?
+    .flatten();
     micros.map(time_from_db).transpose()
 }
 
@@ -134,7 +143,8 @@ const PROMOTE_NEXT: &str = concat!(
 const LOCK_CALLS: &str = "SELECT 1 FROM calls WHERE call_uuid IN \
      (SELECT call_uuid FROM deliveries WHERE delivery_id = ANY($1)) ORDER BY call_uuid FOR UPDATE";
 
-const INSERT_ATTEMPTS: &str = "INSERT INTO attempts (delivery_id, attempt, target, url, started_at, latency_ms, \
+const INSERT_ATTEMPTS: &str =
+    "INSERT INTO attempts (delivery_id, attempt, target, url, started_at, latency_ms, \
      status_code, error, retry_after_ms) \
      SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::BIGINT[], \
        $7::BIGINT[], $8::TEXT[], $9::BIGINT[])";
@@ -183,16 +193,22 @@ pub(super) async fn record_attempts(
         a.target.push(target);
         a.url.push(attempt.url.as_str());
         a.started_at.push(time_to_db(attempt.started_at));
-        a.latency_ms.push(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX));
+        a.latency_ms
+            .push(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX));
         a.status_code.push(attempt.status_code.map(i64::from));
         a.error.push(attempt.error.as_deref());
-        a.retry_after_ms.push(attempt.retry_after_ms.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)));
+        a.retry_after_ms.push(
+            attempt
+                .retry_after_ms
+                .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)),
+        );
         a.status.push(status);
         a.next.push(next);
         a.new_target.push(new_target);
         a.delivered_to.push(delivered_to);
         a.lease.push(item.lease_until.map(time_to_db));
-        a.to_fallback.push(matches!(item.after, AfterAttempt::FallbackAt(_)));
+        a.to_fallback
+            .push(matches!(item.after, AfterAttempt::FallbackAt(_)));
         if matches!(item.after, AfterAttempt::Delivered | AfterAttempt::Failed) {
             a.ended.push(item.delivery_id);
         }
@@ -227,7 +243,11 @@ pub(super) async fn record_attempts(
         let (_, more) = futures_util::try_join!(tx.execute(&lock, locked), tx.query_one(&promote, promoted))?;
         more.try_get::<_, bool>(0)
     };
-    let (_, _, more) = futures_util::try_join!(tx.execute(&insert, &inserted), tx.execute(&update, &moved), follow)?;
+    let (_, _, more) = futures_util::try_join!(
+        tx.execute(&insert, &inserted),
+        tx.execute(&update, &moved),
+        follow
+    )?;
     let retries = finished
         .iter()
         .any(|item| matches!(item.after, AfterAttempt::RetryAt(_) | AfterAttempt::FallbackAt(_)));
