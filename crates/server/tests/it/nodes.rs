@@ -13,7 +13,7 @@ use signing::standard::SigningSecret;
 use signing::Check;
 
 use crate::delivery::signatures::{assert_all_valid, creation_secret, verify};
-use crate::delivery::{register_call, register_calls, start_server_on, WAIT};
+use crate::delivery::{make_call, register_call, register_calls, start_server_on, update_account, WAIT};
 use crate::fixture::{backend, send, Backend, DataDir, Server};
 use crate::receiver::{Arrival, Receiver, Reply, Script};
 
@@ -340,5 +340,82 @@ async fn a_secret_created_and_one_deleted_on_node_a_sign_node_bs_next_callback()
         verify(&next, &account.auth_token, None, &[old]).standard,
         Check::Invalid,
         "the secret A deleted signs nothing on B"
+    );
+}
+
+#[tokio::test]
+async fn a_simulated_call_whose_node_dies_is_played_to_its_end_by_the_other_node_once() {
+    if !on_postgres("carrier_adoption") {
+        return;
+    }
+    let receiver = Receiver::start().await;
+    // A talk long enough to kill the playing node in the middle of it.
+    let settings = [("--sim-ring-ms", "100"), ("--sim-talk-ms", "3000")];
+    let (a, b, _database) = two_nodes(&settings).await;
+    let account = a.admin_create_account("carrier").await;
+    update_account(
+        &a,
+        &account,
+        &json!({ "default_callback_url": receiver.url("/sim") }),
+    )
+    .await;
+    let call_uuid = make_call(&a, &account, &json!({})).await;
+    // Ring and StartApp played by A, then A dies while the call is talking.
+    receiver.wait_for("/sim", 3, WAIT).await;
+    drop(a.kill());
+
+    let arrivals = receiver.wait_for("/sim", 4, WAIT).await;
+    let events: Vec<(u32, String)> = arrivals
+        .iter()
+        .map(|a| (a.sequence(), a.expect_field("Event")))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            (1, "CallInitiated".to_owned()),
+            (2, "Ring".to_owned()),
+            (3, "StartApp".to_owned()),
+            (4, "Hangup".to_owned()),
+        ],
+        "the call ended once, played on by the surviving node"
+    );
+    assert!(arrivals.iter().all(|a| a.expect_field("CallUUID") == call_uuid));
+    let call = b
+        .get(&account, &account.path(&format!("/calls/{call_uuid}")))
+        .await
+        .expect(200);
+    assert_eq!(call["call_status"], "completed", "{call}");
+    // Nothing more comes: no step was played twice.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(receiver.arrivals_to("/sim").len(), 4);
+}
+
+#[tokio::test]
+async fn a_node_with_another_secret_key_refuses_to_start_on_the_database() {
+    if !on_postgres("secret_key_mismatch") {
+        return;
+    }
+    let data = DataDir::new();
+    let first = start_server_on(data.sharing(), &[]).await;
+    first.admin_create_account("sealed").await;
+    let other = data.sharing();
+    let url = other.database_url();
+    let output = other.run_cli_within(
+        &[
+            "serve",
+            "--database",
+            &url,
+            "--secret-key",
+            "another key that cannot open the stored tokens",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(!output.status.success(), "a node with another key must not serve");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("same secret_key"),
+        "the reason is named: {stderr}"
     );
 }
