@@ -91,3 +91,23 @@ pub(crate) fn unique_is_conflict(error: StoreError) -> StoreError {
         error
     }
 }
+
+/// A new signing secret: its id, its bytes, and the bytes sealed for the database.
+pub(crate) fn draw_secret(vault: &crate::Vault, now: DateTime<Utc>) -> (crate::NewSecret, Vec<u8>) {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let secret_id = domain::SecretId::from_random(random_u128());
+    let sealed = vault.seal(&secret_id.to_string(), &bytes);
+    let info = crate::SecretInfo {
+        secret_id,
+        created_at: now,
+    };
+    (crate::NewSecret { info, bytes }, sealed)
+}
+
+/// Opens a stored auth token; one that does not open is corrupt (or another server key).
+pub(crate) fn open_token(vault: &crate::Vault, auth_id: &str, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
+    vault
+        .open(auth_id, sealed)
+        .map_err(|_| crate::codec::corrupt("auth token of", auth_id))
+}

@@ -4,11 +4,10 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use domain::{AuthId, SecretId};
-use rand::RngCore;
 
 use super::db::{all, execute, first};
 use crate::codec::*;
-use crate::sql::random_u128;
+use crate::sql::{draw_secret, open_token};
 use crate::vault::Vault;
 use crate::{KeysVersion, NewSecret, SecretDeletion, SecretInfo, SigningKeys, StoreError};
 
@@ -18,15 +17,12 @@ pub(super) async fn insert_secret(
     auth_id: &AuthId,
     now: DateTime<Utc>,
 ) -> Result<NewSecret, StoreError> {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let secret_id = SecretId::from_random(random_u128());
-    let sealed = vault.seal(&secret_id.to_string(), &bytes);
+    let (secret, sealed) = draw_secret(vault, now);
     execute(
         tx,
         "INSERT INTO signing_secrets (secret_id, auth_id, secret_sealed, created_at) VALUES ($1, $2, $3, $4)",
         &[
-            &secret_id.to_string(),
+            &secret.info.secret_id.to_string(),
             &auth_id.as_str(),
             &sealed,
             &time_to_db(now),
@@ -34,13 +30,7 @@ pub(super) async fn insert_secret(
     )
     .await?;
     keys_changed(tx, auth_id).await?;
-    Ok(NewSecret {
-        info: SecretInfo {
-            secret_id,
-            created_at: now,
-        },
-        bytes,
-    })
+    Ok(secret)
 }
 
 pub(super) async fn list_signing_secrets(
@@ -166,10 +156,4 @@ pub(super) async fn signing_keys(
         secrets,
         version,
     })
-}
-
-fn open_token(vault: &Vault, auth_id: &str, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
-    vault
-        .open(auth_id, sealed)
-        .map_err(|_| corrupt("auth token of", auth_id))
 }

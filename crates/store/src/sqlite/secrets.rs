@@ -3,12 +3,11 @@
 
 use chrono::{DateTime, Utc};
 use domain::{AuthId, SecretId};
-use rand::RngCore;
 use rusqlite::{params, Connection};
 
 use super::db::{all, execute, first};
 use crate::codec::*;
-use crate::sql::random_u128;
+use crate::sql::{draw_secret, open_token};
 use crate::vault::Vault;
 use crate::{KeysVersion, NewSecret, SecretDeletion, SecretInfo, SigningKeys, StoreError};
 
@@ -18,29 +17,19 @@ pub(super) fn insert_secret(
     auth_id: &AuthId,
     now: DateTime<Utc>,
 ) -> Result<NewSecret, StoreError> {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let secret_id = SecretId::from_random(random_u128());
-    let sealed = vault.seal(&secret_id.to_string(), &bytes);
+    let (secret, sealed) = draw_secret(vault, now);
     execute(
         conn,
         "INSERT INTO signing_secrets (secret_id, auth_id, secret_sealed, created_at) VALUES (?, ?, ?, ?)",
-        params![secret_id.to_string(), auth_id.as_str(), sealed, time_to_db(now)],
+        params![
+            secret.info.secret_id.to_string(),
+            auth_id.as_str(),
+            sealed,
+            time_to_db(now)
+        ],
     )?;
     keys_changed(conn, auth_id)?;
-    Ok(NewSecret {
-        info: SecretInfo {
-            secret_id,
-            created_at: now,
-        },
-        bytes,
-    })
-}
-
-fn open_token(vault: &Vault, auth_id: &str, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
-    vault
-        .open(auth_id, sealed)
-        .map_err(|_| corrupt("auth token of", auth_id))
+    Ok(secret)
 }
 
 pub(super) fn list_signing_secrets(
