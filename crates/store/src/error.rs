@@ -40,21 +40,45 @@ impl From<rusqlite::Error> for StoreError {
 impl From<tokio_postgres::Error> for StoreError {
     fn from(error: tokio_postgres::Error) -> Self {
         use tokio_postgres::error::SqlState;
-        // A statement the server answered is the statement's fault; no answer (a closed
-        // connection, a server shutting down or starting) is the database being away.
-        match error.code() {
-            None => StoreError::Io(error.to_string()),
-            Some(code)
-                if *code == SqlState::ADMIN_SHUTDOWN
-                    || *code == SqlState::CRASH_SHUTDOWN
-                    || *code == SqlState::CANNOT_CONNECT_NOW
-                    || *code == SqlState::TOO_MANY_CONNECTIONS =>
-            {
-                StoreError::Io(error.to_string())
+        // The database being away, or out of something for now, is `Io` (503: the same request
+        // may succeed later); a statement the server refused for what it is, or a row that does
+        // not decode, is not.
+        let away = match error.code() {
+            None => error.is_closed() || source_is_io(&error),
+            Some(code) => {
+                [
+                    SqlState::ADMIN_SHUTDOWN,
+                    SqlState::CRASH_SHUTDOWN,
+                    SqlState::CANNOT_CONNECT_NOW,
+                    SqlState::TOO_MANY_CONNECTIONS,
+                    SqlState::QUERY_CANCELED,
+                    SqlState::LOCK_NOT_AVAILABLE,
+                    SqlState::READ_ONLY_SQL_TRANSACTION,
+                    SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+                ]
+                .contains(code)
+                    || code.code().starts_with("53")
+                    || code.code().starts_with("08")
             }
-            Some(_) => StoreError::Postgres(error),
+        };
+        match (away, error.code()) {
+            (true, _) => StoreError::Io(error.to_string()),
+            (false, Some(_)) => StoreError::Postgres(error),
+            (false, None) => StoreError::Corrupt(error.to_string()),
         }
     }
+}
+
+/// Whether an error without an SQLSTATE came from the socket (connecting, reading, writing).
+fn source_is_io(error: &tokio_postgres::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if cause.is::<std::io::Error>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    error.to_string().contains("timed out")
 }
 
 impl StoreError {

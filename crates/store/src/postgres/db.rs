@@ -30,6 +30,11 @@ const POOL_SIZE: usize = 16;
 const POOL_WAIT: Duration = Duration::from_secs(5);
 /// No statement runs longer: a hung query must end as an error, not hold a request.
 const STATEMENT_TIMEOUT_MS: u32 = 30_000;
+/// A lock held longer than this (by a stuck session) fails the waiting statement: 503.
+const LOCK_TIMEOUT_MS: u32 = 10_000;
+/// A session idle inside a transaction this long is ended by the server, releasing its locks
+/// (no Hookline transaction waits on anything but the database).
+const IDLE_IN_TRANSACTION_MS: u32 = 10_000;
 /// How long a listener that lost its connection waits before connecting again.
 const LISTEN_RETRY: Duration = Duration::from_millis(500);
 /// The channel every node listens on.
@@ -41,6 +46,7 @@ pub(super) const TRANSACTION_ATTEMPTS: u32 = 4;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_schema.sql"),
     include_str!("../../migrations/postgres/0002_nodes.sql"),
+    include_str!("../../migrations/postgres/0003_key_check.sql"),
 ];
 /// How often a node says it is alive.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
@@ -85,11 +91,20 @@ impl Db {
         if config.get_application_name().is_none() {
             config.application_name("hookline");
         }
+        // A server that vanishes without closing the connection (a network cut, a paused host)
+        // is noticed in seconds, not after the kernel's default ~11 minutes; a session stuck
+        // in a transaction, or waiting on a lock held by such a session, ends instead of
+        // blocking every node behind a call's row.
         config
             .connect_timeout(POOL_WAIT)
             .keepalives(true)
-            .keepalives_idle(Duration::from_secs(30))
-            .options(format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"));
+            .keepalives_idle(Duration::from_secs(5))
+            .keepalives_interval(Duration::from_secs(2))
+            .keepalives_retries(3)
+            .options(format!(
+                "-c statement_timeout={STATEMENT_TIMEOUT_MS} -c lock_timeout={LOCK_TIMEOUT_MS} \
+                 -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"
+            ));
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -124,9 +139,13 @@ impl Db {
         &self.announcer.node
     }
 
-    /// Starts heartbeating (after migrations: the table must exist). Each beat also releases
-    /// the leases of nodes that stopped beating.
-    pub(super) fn spawn_heartbeat(&self) {
+    /// Starts heartbeating (after migrations: the table must exist); returns once the first
+    /// beat is in (or failed), so this node is on record before it claims anything. Each beat
+    /// also releases the leases of nodes that stopped beating.
+    pub(super) async fn spawn_heartbeat(&self) {
+        if let Err(error) = beat(&self.pool, &self.announcer.node, false).await {
+            tracing::warn!(%error, "first heartbeat failed");
+        }
         let (pool, alive) = (self.pool.clone(), Arc::downgrade(&self.announcer));
         tokio::spawn(async move {
             let mut healthy_since: Option<tokio::time::Instant> = None;
@@ -291,7 +310,8 @@ async fn beat(pool: &Pool, node: &str, judge: bool) -> Result<u64, StoreError> {
             &format!(
                 "WITH dead AS (DELETE FROM nodes WHERE seen_at < {SERVER_NOW} - $1 RETURNING node_id), \
                  released AS (UPDATE deliveries SET leased_until = NULL, leased_by = NULL \
-                   WHERE status = 'pending' AND leased_by IN (SELECT node_id FROM dead) RETURNING 1) \
+                   WHERE status = 'pending' AND leased_until IS NOT NULL AND (leased_by IN (SELECT node_id FROM dead) \
+                   OR leased_by NOT IN (SELECT node_id FROM nodes)) RETURNING 1) \
                  SELECT COUNT(*) FROM released"
             ),
             &[&dead_after],

@@ -57,31 +57,44 @@ impl PgStore {
     }
 
     /// Applies pending migrations, starts this node's heartbeat (see `db::spawn_heartbeat`),
-    /// then checks that this node's server key opens the keys already stored (all nodes must
-    /// share `secret_key`).
+    /// then checks that this node's server key is the database's (all nodes must share
+    /// `secret_key`): the first node seals a check value, every later one must open it.
     ///
     /// # Errors
     /// `Migrate` when a migration fails, the database is newer than this binary, or the key
     /// cannot open existing rows.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         self.db.migrate().await?;
-        self.db.spawn_heartbeat();
-        let client = self.db.client().await?;
-        let sample = first(
-            &client,
-            "SELECT auth_id, token_sealed FROM accounts ORDER BY created_at LIMIT 1",
-            &[],
-            |row| Ok((row.try_get::<_, String>(0)?, row.try_get::<_, Vec<u8>>(1)?)),
-        )
-        .await?;
-        if let Some((auth_id, sealed)) = sample {
-            if self.vault.open(&auth_id, &sealed).is_err() {
-                return Err(StoreError::Migrate(
-                    "this node's secret_key cannot open the keys stored in the database: every node \
-                     on one database must use the same secret_key"
-                        .to_owned(),
-                ));
+        self.db.spawn_heartbeat().await;
+        const CONTEXT: &str = "hookline key check";
+        let sealed = transaction!(self.db, |tx| {
+            // Under the lock nodes migrate with, so the first node's check is the only one.
+            tx.batch_execute("SELECT pg_advisory_xact_lock(7262537700931)")
+                .await?;
+            let stored = first(
+                &tx,
+                "SELECT sealed FROM hookline_key_check WHERE id = 1",
+                &[],
+                |row| Ok(row.try_get::<_, Vec<u8>>(0)?),
+            )
+            .await?;
+            if stored.is_none() {
+                let sealed = self.vault.seal(CONTEXT, b"hookline");
+                execute(
+                    &tx,
+                    "INSERT INTO hookline_key_check (id, sealed) VALUES (1, $1)",
+                    &[&sealed],
+                )
+                .await?;
             }
+            Ok::<_, StoreError>(stored)
+        })?;
+        if sealed.is_some_and(|sealed| self.vault.open(CONTEXT, &sealed).is_err()) {
+            return Err(StoreError::Migrate(
+                "this node's secret_key cannot open the keys stored in the database: every node \
+                 on one database must use the same secret_key"
+                    .to_owned(),
+            ));
         }
         Ok(())
     }
@@ -568,7 +581,14 @@ impl Store for PgStore {
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         // One statement, its own transaction: two round trips fewer than BEGIN … COMMIT.
-        queue::claim_due(&self.db.client().await?, self.db.node(), limit, now, lease_until).await
+        let client = self.db.client().await?;
+        let (claimed, undecodable) =
+            queue::claim_due(&client, self.db.node(), limit, now, lease_until).await?;
+        drop(client);
+        if !undecodable.is_empty() {
+            transaction!(self.db, |tx| { queue::fail(&tx, &undecodable, now).await })?;
+        }
+        Ok(claimed)
     }
 
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -590,9 +610,11 @@ impl Store for PgStore {
         let client = self.db.client().await?;
         execute(
             &client,
+            // Only while this node holds them: a delivery another node claimed since (this one
+            // was judged dead, or its lease lapsed) is not this node's to put back.
             "UPDATE deliveries SET leased_until = NULL, next_attempt_at = $1 \
-             WHERE delivery_id = ANY($2) AND status = 'pending'",
-            &[&time_to_db(next_attempt_at), &delivery_ids],
+             WHERE delivery_id = ANY($2) AND status = 'pending' AND leased_by = $3",
+            &[&time_to_db(next_attempt_at), &delivery_ids, &self.db.node()],
         )
         .await
         .map(drop)

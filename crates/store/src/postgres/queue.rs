@@ -19,13 +19,14 @@ use crate::{
     AfterAttempt, ClaimedDelivery, DeliveryRecord, FinishedAttempt, KeysVersion, Redelivery, StoreError,
 };
 
+/// The claimed deliveries, and the ids of claimed rows that do not decode (see [`fail`]).
 pub(super) async fn claim_due(
     tx: &impl GenericClient,
     node: &str,
     limit: u32,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
-) -> Result<Vec<ClaimedDelivery>, StoreError> {
+) -> Result<(Vec<ClaimedDelivery>, Vec<i64>), StoreError> {
     // Claimable: due, pending, not leased, and first in line for its call and URL.
     let rows = tx
         .query(
@@ -49,7 +50,7 @@ pub(super) async fn claim_due(
             &[&time_to_db(now), &time_to_db(lease_until), &i64::from(limit), &node],
         )
         .await?;
-    let mut claimed = Vec::with_capacity(rows.len());
+    let (mut claimed, mut undecodable) = (Vec::with_capacity(rows.len()), Vec::new());
     for row in rows {
         let delivery_id: i64 = row.try_get("delivery_id")?;
         let decoded = (|| {
@@ -70,22 +71,33 @@ pub(super) async fn claim_due(
             // come first.
             Err(error) => {
                 tracing::error!(%error, delivery_id, "a claimed delivery does not decode; it is failed");
-                execute(
-                    tx,
-                    "UPDATE deliveries SET status = 'failed', leased_until = NULL, updated_at = $1 \
-                     WHERE delivery_id = $2",
-                    &[&time_to_db(now), &delivery_id],
-                )
-                .await?;
-                first(tx, PROMOTE_NEXT, &[&time_to_db(now), &vec![delivery_id]], |_| {
-                    Ok(())
-                })
-                .await?;
+                undecodable.push(delivery_id);
             }
         }
     }
     claimed.sort_by_key(|c| c.delivery_id);
-    Ok(claimed)
+    Ok((claimed, undecodable))
+}
+
+/// Fails deliveries that can never be sent (a row that does not decode would otherwise come
+/// first in every claim) and moves the events waiting behind them on — under the calls' lock,
+/// in one transaction, like any other end of a delivery (`record_attempts`).
+pub(super) async fn fail(
+    tx: &impl GenericClient,
+    delivery_ids: &[i64],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let ids = delivery_ids.to_vec();
+    execute(
+        tx,
+        "UPDATE deliveries SET status = 'failed', leased_until = NULL, updated_at = $1 \
+         WHERE delivery_id = ANY($2) AND status = 'pending'",
+        &[&time_to_db(now), &ids],
+    )
+    .await?;
+    execute(tx, LOCK_CALLS, &[&ids]).await?;
+    first(tx, PROMOTE_NEXT, &[&time_to_db(now), &ids], |_| Ok(())).await?;
+    Ok(())
 }
 
 /// When the next claimable delivery falls due: a delivery counts at its due time, or at its
