@@ -115,6 +115,10 @@ impl From<store::StoreError> for ApiError {
             store::StoreError::Transition(error @ domain::TransitionError::Inconsistent(_)) => {
                 ApiError::Unprocessable(error.to_string())
             }
+            store::StoreError::Unstorable => ApiError::invalid(
+                "text",
+                "contains a character that cannot be stored (the NUL character)",
+            ),
             other if other.is_unavailable() => {
                 tracing::warn!(error = %other, "the database is unavailable");
                 ApiError::Unavailable

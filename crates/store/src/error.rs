@@ -26,6 +26,10 @@ pub enum StoreError {
     /// request may succeed later unchanged.
     #[error("database unavailable: {0}")]
     Io(String),
+    /// A text value holds a character the database cannot store (PostgreSQL refuses NUL): the
+    /// request's fault, nothing was written.
+    #[error("a text value contains a character the database cannot store")]
+    Unstorable,
     /// Applying migrations failed.
     #[error("database migration failed: {0}")]
     Migrate(String),
@@ -61,6 +65,11 @@ impl From<tokio_postgres::Error> for StoreError {
                     || code.code().starts_with("08")
             }
         };
+        if matches!(error.code(), Some(c) if *c == SqlState::CHARACTER_NOT_IN_REPERTOIRE
+            || *c == SqlState::UNTRANSLATABLE_CHARACTER)
+        {
+            return StoreError::Unstorable;
+        }
         match (away, error.code()) {
             (true, _) => StoreError::Io(error.to_string()),
             (false, Some(_)) => StoreError::Postgres(error),

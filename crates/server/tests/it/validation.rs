@@ -322,3 +322,42 @@ async fn a_json_content_type_with_parameters_is_accepted() {
     .await;
     assert_eq!(answer.expect(201)["name"], "with charset");
 }
+
+/// A NUL character in a name or a filter: SQLite stores it, PostgreSQL cannot; either way the
+/// answer is never a 500 (PostgreSQL's refusal is a 400 that changes nothing).
+#[tokio::test]
+async fn a_nul_character_in_text_is_stored_or_refused_never_a_500() {
+    let server = Server::start().await;
+    let account = server.admin_create_account("nul").await;
+    let created = server
+        .send_json(
+            &account,
+            Method::POST,
+            &account.path("/applications"),
+            &json!({ "name": "front\u{0}desk" }),
+        )
+        .await;
+    assert!(
+        created.status == 201 || created.status == 400,
+        "a NUL in a name: {} {}",
+        created.status,
+        created.json
+    );
+    if created.status == 400 {
+        let listed = server
+            .get(&account, &account.path("/applications"))
+            .await
+            .expect(200);
+        assert_eq!(
+            listed["meta"]["total_count"], 0,
+            "a refused create wrote nothing: {listed}"
+        );
+    }
+    let filtered = server.get(&account, &account.path("/calls?from=%2B1%00")).await;
+    assert!(
+        filtered.status == 200 || filtered.status == 400,
+        "a NUL in a filter: {} {}",
+        filtered.status,
+        filtered.json
+    );
+}
