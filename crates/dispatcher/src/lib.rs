@@ -320,6 +320,18 @@ impl Dispatcher {
                 return true;
             }
         };
+        let claimed_at = lease_until - delta(self.inner.config.lease);
+        if !self.inner.store.may_send(claimed_at, self.inner.sender.timeout()) {
+            // Another node may hold it now (this one may have been judged dead): not sent here;
+            // put back, if it is still this node's.
+            let _ = self
+                .inner
+                .store
+                .release(&[delivery.delivery_id], clock::now())
+                .await;
+            slot.abandon(probes);
+            return true;
+        }
         let event_id = delivery.event_id.to_string();
         let attempt_number = delivery.attempt_count + 1;
         let started_at = clock::now();

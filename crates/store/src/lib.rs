@@ -280,6 +280,14 @@ pub trait Store: Send + Sync + 'static {
         drop(wake);
     }
 
+    /// Whether a delivery claimed at `claimed_at` may still be sent by this process with an
+    /// attempt of up to `budget`, or may have been taken over by another (a node judged dead
+    /// while it was frozen or cut off). A backend that one process owns always answers yes.
+    fn may_send(&self, claimed_at: DateTime<Utc>, budget: std::time::Duration) -> bool {
+        let _ = (claimed_at, budget);
+        true
+    }
+
     /// Creates an account with a new auth id, auth token and first signing secret.
     /// `parent` makes it a sub-account; the parent must be an existing main account.
     async fn create_account(

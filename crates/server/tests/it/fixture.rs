@@ -706,6 +706,13 @@ impl Answer {
 }
 
 impl Server {
+    /// Freezes the server (SIGSTOP) or lets it run on (SIGCONT): a node that is alive but
+    /// silent, as under a VM pause or CPU starvation.
+    pub fn freeze(&self, frozen: bool) {
+        let child = self.child.as_ref().expect("the server is still running");
+        signal(child.id(), if frozen { "-STOP" } else { "-CONT" });
+    }
+
     /// Kills the server with SIGKILL — a crash: no graceful shutdown, no exit status checked —
     /// and gives back the data directory for a restart.
     pub fn kill(mut self) -> DataDir {

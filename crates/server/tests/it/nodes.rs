@@ -235,6 +235,52 @@ async fn a_node_killed_mid_run_loses_nothing_the_other_delivers_its_share() {
     assert_eq!(failed["meta"]["total_count"], 0, "{failed}");
 }
 
+/// A node frozen (alive but silent) past the 10 s after which the other judges it dead: the
+/// other takes over what it held and everything arrives; when it wakes it sends nothing it had
+/// claimed before (it fences itself: `Store::may_send`), so what goes out twice is only what it
+/// had in flight when it froze (answered, not recorded).
+#[tokio::test]
+async fn a_node_frozen_past_its_judgement_sends_nothing_it_had_claimed_when_it_wakes() {
+    if !on_postgres("frozen_node") {
+        return;
+    }
+    const N_CALLS: usize = 600;
+    const PER_HOST: usize = 4;
+    let receiver = Receiver::start().await;
+    receiver.on(
+        "/cb",
+        Script::always(Reply::ok().after(Duration::from_millis(150))),
+    );
+    let per_host = PER_HOST.to_string();
+    let settings = [
+        ("--per-host-concurrency", per_host.as_str()),
+        ("--callback-timeout-ms", "2000"),
+    ];
+    let (a, b, _database) = two_nodes(&settings).await;
+    let account = a.admin_create_account("frozen").await;
+    let extra = json!({ "status_url": receiver.url("/cb") });
+    let calls = register_calls(&b, &account, &extra, N_CALLS).await;
+    receiver
+        .wait_until("a first share sent", DRAIN, |all| all.len() >= 2 * PER_HOST)
+        .await;
+    a.freeze(true);
+    tokio::time::sleep(Duration::from_secs(14)).await;
+    assert!(
+        receiver.arrivals().len() < N_CALLS,
+        "everything arrived while A was frozen; the test proves nothing"
+    );
+    a.freeze(false);
+
+    let arrivals = wait_for_events(&receiver, N_CALLS).await;
+    let duplicates = check_events(&arrivals, &expected(&calls, &["CallInitiated"]));
+    // In flight when it froze: at most its per-host limit (measured: 4). Without the fence a
+    // woken node also sent the claims it had been waiting with (measured: 18).
+    assert!(
+        duplicates <= 2 * PER_HOST,
+        "{duplicates} duplicates: the frozen node sent claims the other node had taken over"
+    );
+}
+
 #[tokio::test]
 async fn postgres_stopped_mid_run_answers_503_then_delivers_everything_accepted() {
     if !on_postgres("postgres_restart") {

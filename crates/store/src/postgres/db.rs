@@ -54,6 +54,8 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
 /// been heartbeating this long judges, so after the database was away (no node could beat)
 /// every node has beaten again before any is judged.
 const NODE_DEAD_AFTER: Duration = Duration::from_secs(10);
+/// Room left between an attempt's end and the moment the others could judge this node dead.
+const SEND_MARGIN: Duration = Duration::from_secs(1);
 /// The server's clock in microseconds, in SQL: one clock for every node.
 const SERVER_NOW: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT";
 
@@ -80,6 +82,15 @@ struct Announcer {
     node: String,
     pending: AtomicBool,
     signal: Notify,
+    liveness: std::sync::Mutex<Liveness>,
+}
+
+/// What this node knows of its own heartbeat, to fence itself (see [`Db::may_send`]).
+struct Liveness {
+    /// The last beat that landed.
+    last_beat: Option<tokio::time::Instant>,
+    /// Claims made before this may have been taken over by another node: not to be sent.
+    fence: chrono::DateTime<chrono::Utc>,
 }
 
 impl Db {
@@ -127,6 +138,10 @@ impl Db {
                 node: format!("{:032x}", crate::sql::random_u128()),
                 pending: AtomicBool::new(false),
                 signal: Notify::new(),
+                liveness: std::sync::Mutex::new(Liveness {
+                    last_beat: None,
+                    fence: chrono::DateTime::<chrono::Utc>::MIN_UTC,
+                }),
             }),
         };
         db.client().await?.simple_query("SELECT 1").await?;
@@ -143,9 +158,7 @@ impl Db {
     /// beat is in (or failed), so this node is on record before it claims anything. Each beat
     /// also releases the leases of nodes that stopped beating.
     pub(super) async fn spawn_heartbeat(&self) {
-        if let Err(error) = beat(&self.pool, &self.announcer.node, false).await {
-            tracing::warn!(%error, "first heartbeat failed");
-        }
+        beat_and_fence(&self.pool, &self.announcer, false).await;
         let (pool, alive) = (self.pool.clone(), Arc::downgrade(&self.announcer));
         tokio::spawn(async move {
             let mut healthy_since: Option<tokio::time::Instant> = None;
@@ -155,8 +168,8 @@ impl Db {
                 ticks.tick().await;
                 let Some(announcer) = alive.upgrade() else { return };
                 let judge = healthy_since.is_some_and(|since| since.elapsed() >= NODE_DEAD_AFTER);
-                match beat(&pool, &announcer.node, judge).await {
-                    Ok(released) => {
+                match beat_and_fence(&pool, &announcer, judge).await {
+                    Some(released) => {
                         healthy_since.get_or_insert_with(tokio::time::Instant::now);
                         if released > 0 {
                             tracing::warn!(released, "released the deliveries of a node that stopped");
@@ -164,13 +177,28 @@ impl Db {
                             announcer.signal.notify_one();
                         }
                     }
-                    Err(error) => {
-                        healthy_since = None;
-                        tracing::debug!(%error, "heartbeat failed");
-                    }
+                    None => healthy_since = None,
                 }
             }
         });
+    }
+
+    /// Whether a delivery claimed at `claimed_at` may be sent now, with an attempt of up to
+    /// `budget`: only while no other node can have judged this one dead and taken it over —
+    /// its last beat is recent enough to cover the whole attempt, and the claim was made after
+    /// this node's last silence. A node frozen or cut off from the database for that long thus
+    /// sends nothing it claimed before; what it held was released by the others, or by itself
+    /// on its first beat back.
+    pub(super) fn may_send(&self, claimed_at: chrono::DateTime<chrono::Utc>, budget: Duration) -> bool {
+        let liveness = self
+            .announcer
+            .liveness
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let fresh = liveness
+            .last_beat
+            .is_some_and(|at| at.elapsed() + budget + SEND_MARGIN < NODE_DEAD_AFTER);
+        fresh && claimed_at > liveness.fence
     }
 
     /// A pooled connection; the database being away is `Io` (answered 503).
@@ -288,6 +316,57 @@ impl Db {
     }
 }
 
+/// Beats; after a silence long enough for the others to judge this node dead, fences its older
+/// claims and puts back every lease it holds (none of it is this node's any more). Returns how
+/// many deliveries of dead nodes it released, or `None` when the beat failed.
+async fn beat_and_fence(pool: &Pool, announcer: &Announcer, judge: bool) -> Option<u64> {
+    let silent = {
+        let mut liveness = announcer
+            .liveness
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let silent = liveness
+            .last_beat
+            .is_some_and(|at| at.elapsed() + HEARTBEAT_EVERY >= NODE_DEAD_AFTER);
+        if silent {
+            liveness.fence = clock::now();
+        }
+        silent
+    };
+    let beaten = async {
+        let released = beat(pool, &announcer.node, judge).await?;
+        if silent {
+            let client = pool.get().await.map_err(|e| StoreError::Io(e.to_string()))?;
+            let own = client
+                .execute(
+                    "UPDATE deliveries SET leased_until = NULL, leased_by = NULL \
+                     WHERE status = 'pending' AND leased_by = $1 AND leased_until IS NOT NULL",
+                    &[&announcer.node],
+                )
+                .await?;
+            tracing::warn!(
+                own,
+                "silent long enough to be judged dead: put back every lease of this node"
+            );
+        }
+        Ok::<_, StoreError>(released)
+    };
+    match beaten.await {
+        Ok(released) => {
+            let mut liveness = announcer
+                .liveness
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            liveness.last_beat = Some(tokio::time::Instant::now());
+            Some(released)
+        }
+        Err(error) => {
+            tracing::debug!(%error, "heartbeat failed");
+            None
+        }
+    }
+}
+
 /// Says this node is alive; with `judge`, releases the leases of nodes silent for longer than
 /// [`NODE_DEAD_AFTER`] and forgets them. Returns how many deliveries it released.
 async fn beat(pool: &Pool, node: &str, judge: bool) -> Result<u64, StoreError> {
@@ -390,3 +469,11 @@ macro_rules! transaction {
     }};
 }
 pub(super) use transaction;
+
+mod clock {
+    //! The fence's one wall-clock read: claims carry the dispatcher's wall-clock time.
+    #[allow(clippy::disallowed_methods)]
+    pub fn now() -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now()
+    }
+}

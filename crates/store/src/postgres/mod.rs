@@ -111,6 +111,10 @@ impl Store for PgStore {
         self.db.listen(wake);
     }
 
+    fn may_send(&self, claimed_at: DateTime<Utc>, budget: std::time::Duration) -> bool {
+        self.db.may_send(claimed_at, budget)
+    }
+
     async fn create_account(
         &self,
         name: &str,
