@@ -48,7 +48,7 @@ impl From<tokio_postgres::Error> for StoreError {
         // may succeed later); a statement the server refused for what it is, or a row that does
         // not decode, is not.
         let away = match error.code() {
-            None => error.is_closed() || source_is_io(&error),
+            None => !is_decoding(&error),
             Some(code) => {
                 [
                     SqlState::ADMIN_SHUTDOWN,
@@ -78,16 +78,21 @@ impl From<tokio_postgres::Error> for StoreError {
     }
 }
 
-/// Whether an error without an SQLSTATE came from the socket (connecting, reading, writing).
-fn source_is_io(error: &tokio_postgres::Error) -> bool {
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        if cause.is::<std::io::Error>() {
-            return true;
-        }
-        source = cause.source();
-    }
-    error.to_string().contains("timed out")
+/// Whether an error without an SQLSTATE is this process's own: a value that does not encode or
+/// decode, a column or a row count that is not what the query expects (tokio-postgres names them
+/// so). Every other such error is the connection's (closed, reset, an unexpected message from a
+/// server going down): the database is away.
+fn is_decoding(error: &tokio_postgres::Error) -> bool {
+    let text = error.to_string();
+    [
+        "error serializing",
+        "error deserializing",
+        "invalid column",
+        "unexpected number of rows",
+        "parameters but",
+    ]
+    .iter()
+    .any(|kind| text.contains(kind))
 }
 
 impl StoreError {
