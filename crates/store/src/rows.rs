@@ -14,7 +14,7 @@ use domain::{
 use tokio_postgres::types::FromSqlOwned;
 
 use crate::codec::*;
-use crate::{AttemptRecord, ClaimedDelivery, DeliveryRecord, KeysVersion, StoreError};
+use crate::{AttemptRecord, ClaimedDelivery, DeliveryRecord, IdempotentAnswer, KeysVersion, StoreError};
 
 /// A row of either backend, read by column name.
 pub(crate) trait Columns {
@@ -303,5 +303,16 @@ pub(crate) fn claimed_from_row(
         attempt_count: count(row, "attempt_count")?,
         fields,
         keys_version,
+    })
+}
+
+/// A stored idempotent answer (`request_hash`, `status`, `body`) of `key`.
+pub(crate) fn idempotent_from_row(row: &impl Columns, key: &str) -> Result<IdempotentAnswer, StoreError> {
+    let hash: Vec<u8> = row.get("request_hash")?;
+    let status: i64 = row.get("status")?;
+    Ok(IdempotentAnswer {
+        request_hash: <[u8; 32]>::try_from(hash.as_slice()).map_err(|_| corrupt("request_hash", key))?,
+        status: u16::try_from(status).map_err(|_| corrupt("status", &status.to_string()))?,
+        body: row.get("body")?,
     })
 }

@@ -16,7 +16,7 @@ use domain::{AppId, AuthId, Call, CallUuid, DeliveryStatus, EventId, EventKind, 
 
 use super::db::{all, execute, first};
 use crate::codec::*;
-use crate::rows::{call_from_row, configuration_from_row};
+use crate::rows::{call_from_row, configuration_from_row, idempotent_from_row};
 use crate::sql::{new_event_id, offset_to_db, IDEMPOTENCY_WINDOW_MICROS};
 use crate::{
     CallCreation, CallFilter, CallbackFilter, DeliveryRecord, IdempotentAnswer, Listing, Page, RecordedEvent,
@@ -464,15 +464,7 @@ pub(super) async fn fetch_idempotent(
         client,
         "SELECT request_hash, status, body FROM idempotency_keys WHERE auth_id = $1 AND key = $2 AND created_at > $3",
         &[&auth_id.as_str(), &key, &(time_to_db(now) - IDEMPOTENCY_WINDOW_MICROS)],
-        |row| {
-            let hash: Vec<u8> = row.try_get("request_hash")?;
-            let status: i64 = row.try_get("status")?;
-            Ok(IdempotentAnswer {
-                request_hash: <[u8; 32]>::try_from(hash.as_slice()).map_err(|_| corrupt("request_hash", key))?,
-                status: u16::try_from(status).map_err(|_| corrupt("status", &status.to_string()))?,
-                body: row.try_get("body")?,
-            })
-        },
+        |row| idempotent_from_row(row, key),
     )
     .await
 }

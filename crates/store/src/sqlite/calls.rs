@@ -14,7 +14,7 @@ use rusqlite::{params, Connection};
 
 use super::db::{all, execute, first};
 use crate::codec::*;
-use crate::rows::{call_from_row, configuration_from_row};
+use crate::rows::{call_from_row, configuration_from_row, idempotent_from_row};
 use crate::sql::{new_event_id, offset_to_db, IDEMPOTENCY_WINDOW_MICROS};
 use crate::{
     CallCreation, CallFilter, CallbackFilter, DeliveryRecord, IdempotentAnswer, Listing, Page, RecordedEvent,
@@ -399,14 +399,6 @@ pub(super) fn fetch_idempotent(
         conn,
         "SELECT request_hash, status, body FROM idempotency_keys WHERE auth_id = ? AND key = ? AND created_at > ?",
         params![auth_id.as_str(), key, time_to_db(now) - IDEMPOTENCY_WINDOW_MICROS],
-        |row| {
-            let hash: Vec<u8> = row.get("request_hash")?;
-            let status: i64 = row.get("status")?;
-            Ok(IdempotentAnswer {
-                request_hash: <[u8; 32]>::try_from(hash.as_slice()).map_err(|_| corrupt("request_hash", key))?,
-                status: u16::try_from(status).map_err(|_| corrupt("status", &status.to_string()))?,
-                body: row.get("body")?,
-            })
-        },
+        |row| idempotent_from_row(row, key),
     )
 }
