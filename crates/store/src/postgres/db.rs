@@ -203,10 +203,7 @@ impl Db {
 
     /// A pooled connection; the database being away is `Io` (answered 503).
     pub(super) async fn client(&self) -> Result<Object, StoreError> {
-        self.pool.get().await.map_err(|error| match error {
-            deadpool_postgres::PoolError::Backend(e) => StoreError::from(e),
-            other => StoreError::Io(other.to_string()),
-        })
+        pooled(&self.pool).await
     }
 
     /// Applies pending migrations. Nodes starting together take turns (an advisory lock); a
@@ -336,7 +333,7 @@ async fn beat_and_fence(pool: &Pool, announcer: &Announcer, judge: bool) -> Opti
     let beaten = async {
         let released = beat(pool, &announcer.node, judge).await?;
         if silent {
-            let client = pool.get().await.map_err(|e| StoreError::Io(e.to_string()))?;
+            let client = pooled(pool).await?;
             let own = client
                 .execute(
                     "UPDATE deliveries SET leased_until = NULL, leased_by = NULL \
@@ -370,7 +367,7 @@ async fn beat_and_fence(pool: &Pool, announcer: &Announcer, judge: bool) -> Opti
 /// Says this node is alive; with `judge`, releases the leases of nodes silent for longer than
 /// [`NODE_DEAD_AFTER`] and forgets them. Returns how many deliveries it released.
 async fn beat(pool: &Pool, node: &str, judge: bool) -> Result<u64, StoreError> {
-    let client = pool.get().await.map_err(|e| StoreError::Io(e.to_string()))?;
+    let client = pooled(pool).await?;
     client
         .execute(
             &format!(
@@ -397,6 +394,14 @@ async fn beat(pool: &Pool, node: &str, judge: bool) -> Result<u64, StoreError> {
         )
         .await?;
     Ok(u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0))
+}
+
+/// A connection of `pool`; the database being away is `Io` (answered 503).
+async fn pooled(pool: &Pool) -> Result<Object, StoreError> {
+    pool.get().await.map_err(|error| match error {
+        deadpool_postgres::PoolError::Backend(e) => StoreError::from(e),
+        other => StoreError::Io(other.to_string()),
+    })
 }
 
 /// Parameters of a statement.
