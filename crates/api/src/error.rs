@@ -56,6 +56,10 @@ pub enum ApiError {
     /// 415
     #[error("content type must be application/json")]
     UnsupportedMediaType,
+    /// 429: this account (or the operator) sent more than its limit allows; the same request
+    /// may pass after `retry_after`. Nothing was written.
+    #[error("too many requests: {0} is {1} per second; retry after the seconds in Retry-After")]
+    RateLimited(&'static str, f64, std::time::Duration),
     /// 503: the database is away (restarting, unreachable); the same request may succeed
     /// after `Retry-After` seconds. Nothing was written.
     #[error("the database is unavailable; retry shortly")]
@@ -81,6 +85,7 @@ impl ApiError {
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RateLimited(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -98,6 +103,7 @@ impl ApiError {
             ApiError::Unprocessable(_) => "unprocessable",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::RateLimited(..) => "rate_limited",
             ApiError::Unavailable => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -153,10 +159,16 @@ impl IntoResponse for ApiError {
             details,
         };
         let mut response = (self.status(), Json(body)).into_response();
-        if matches!(self, ApiError::Unavailable) {
+        let retry_after = match &self {
+            ApiError::Unavailable => Some(1),
+            // Whole seconds (RFC 9110), rounded up so a client that waits them passes.
+            ApiError::RateLimited(_, _, wait) => Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
+                axum::http::HeaderValue::from(seconds.max(1)),
             );
         }
         response

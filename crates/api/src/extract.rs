@@ -15,6 +15,7 @@ use store::{Authentication, Page};
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
+use crate::ratelimit::Limiter;
 use crate::AppState;
 
 /// A JSON request body: `Content-Type: application/json`, at most 1 MiB, a JSON object with
@@ -115,6 +116,11 @@ impl FromRequestParts<AppState> for Authed {
                 return Err(ApiError::Unauthorized(BAD_CREDENTIALS))
             }
         };
+        limit(
+            &state.limiters.api,
+            account.auth_id.as_str(),
+            "this account's API limit",
+        )?;
         let params = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::NotFound("account"))?;
@@ -127,6 +133,13 @@ impl FromRequestParts<AppState> for Authed {
         }
         Ok(Authed(account))
     }
+}
+
+/// Counts one request against `limiter`'s bucket for `key`: a 429 naming `what` when it is empty.
+pub(crate) fn limit(limiter: &Limiter, key: &str, what: &'static str) -> Result<(), ApiError> {
+    limiter
+        .check(key, std::time::Instant::now())
+        .map_err(|wait| ApiError::RateLimited(what, limiter.rate().per_second, wait))
 }
 
 /// `X-Auth-ID` + `X-Auth-Token`, or HTTP Basic with the same pair.
@@ -181,6 +194,7 @@ impl FromRequestParts<AppState> for Operator {
                 "operator token required: Authorization: Bearer …",
             ))?;
         if bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
+            limit(&state.limiters.operator, "operator", "the operator limit")?;
             Ok(Operator)
         } else {
             Err(ApiError::Unauthorized("wrong operator token"))

@@ -9,6 +9,7 @@ mod error;
 mod extract;
 mod field;
 mod middleware;
+mod ratelimit;
 mod routes;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, Details};
 pub use field::Field;
+pub use ratelimit::{Limiters, Rate, RateLimits};
 pub use routes::admin::{account_created_json, new_account, rotate_account_token, token_rotated_json};
 
 /// Largest accepted request body.
@@ -100,6 +102,7 @@ pub struct AppState {
     pub notify: Arc<dyn Notify>,
     pub tester: Arc<dyn CallbackTester>,
     pub telemetry: Arc<dyn Telemetry>,
+    pub limiters: Arc<Limiters>,
 }
 
 #[derive(OpenApi)]

@@ -80,6 +80,24 @@ pub struct Layer {
     /// human or json [default: human]
     #[arg(long, env = "HOOKLINE_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Requests per second per account on the API, 0 = no limit [default: 200]
+    #[arg(long, env = "HOOKLINE_API_RATE_LIMIT")]
+    pub api_rate_limit: Option<f64>,
+    /// Requests an account may send at once before the per-second limit applies [default: 400]
+    #[arg(long, env = "HOOKLINE_API_RATE_BURST")]
+    pub api_rate_burst: Option<f64>,
+    /// Calls per second per account through make-call, 0 = no limit [default: 20]
+    #[arg(long, env = "HOOKLINE_CALL_RATE_LIMIT")]
+    pub call_rate_limit: Option<f64>,
+    /// Calls an account may place at once before the per-second limit applies [default: 40]
+    #[arg(long, env = "HOOKLINE_CALL_RATE_BURST")]
+    pub call_rate_burst: Option<f64>,
+    /// Requests per second on the operator's switch and admin routes, 0 = no limit [default: 20000]
+    #[arg(long, env = "HOOKLINE_OPERATOR_RATE_LIMIT")]
+    pub operator_rate_limit: Option<f64>,
+    /// Operator requests at once before the per-second limit applies [default: 40000]
+    #[arg(long, env = "HOOKLINE_OPERATOR_RATE_BURST")]
+    pub operator_rate_burst: Option<f64>,
 }
 
 impl Layer {
@@ -106,6 +124,12 @@ impl Layer {
             sim_ring_ms: self.sim_ring_ms.or(lower.sim_ring_ms),
             sim_talk_ms: self.sim_talk_ms.or(lower.sim_talk_ms),
             log_format: self.log_format.or(lower.log_format),
+            api_rate_limit: self.api_rate_limit.or(lower.api_rate_limit),
+            api_rate_burst: self.api_rate_burst.or(lower.api_rate_burst),
+            call_rate_limit: self.call_rate_limit.or(lower.call_rate_limit),
+            call_rate_burst: self.call_rate_burst.or(lower.call_rate_burst),
+            operator_rate_limit: self.operator_rate_limit.or(lower.operator_rate_limit),
+            operator_rate_burst: self.operator_rate_burst.or(lower.operator_rate_burst),
         }
     }
 }
@@ -140,6 +164,7 @@ pub struct Config {
     pub sim_ring: Duration,
     pub sim_talk: Duration,
     pub log_format: LogFormat,
+    pub rate_limits: api::RateLimits,
 }
 
 impl std::fmt::Debug for Config {
@@ -166,8 +191,29 @@ impl std::fmt::Debug for Config {
             .field("sim_ring", &self.sim_ring)
             .field("sim_talk", &self.sim_talk)
             .field("log_format", &self.log_format)
+            .field("rate_limits", &self.rate_limits)
             .finish()
     }
+}
+
+/// A limit and its burst (`{name}_limit`, `{name}_burst`): a limit of 0 is no limit; otherwise
+/// the burst must let at least one request through.
+fn rate(limit: Option<f64>, burst: Option<f64>, name: &str) -> anyhow::Result<api::Rate> {
+    let limit = limit.ok_or_else(|| anyhow::anyhow!("setting {name}_limit has no value"))?;
+    let burst = burst.ok_or_else(|| anyhow::anyhow!("setting {name}_burst has no value"))?;
+    if !limit.is_finite() || limit < 0.0 {
+        bail!("{name}_limit must be a number of requests per second, 0 or more (0 = no limit)");
+    }
+    if limit == 0.0 {
+        return Ok(api::Rate::OFF);
+    }
+    if !burst.is_finite() || burst < 1.0 {
+        bail!("{name}_burst must be at least 1 when {name}_limit is set");
+    }
+    Ok(api::Rate {
+        per_second: limit,
+        burst,
+    })
 }
 
 /// A DSN without its password, for logs.
@@ -237,6 +283,15 @@ impl Config {
         if layer.admin_token.as_deref().is_some_and(|t| t.len() < 16) {
             bail!("admin_token must be at least 16 characters");
         }
+        let rate_limits = api::RateLimits {
+            api: rate(layer.api_rate_limit, layer.api_rate_burst, "api_rate")?,
+            calls: rate(layer.call_rate_limit, layer.call_rate_burst, "call_rate")?,
+            operator: rate(
+                layer.operator_rate_limit,
+                layer.operator_rate_burst,
+                "operator_rate",
+            )?,
+        };
         let ms = Duration::from_millis;
         Ok(Config {
             listen,
@@ -269,6 +324,7 @@ impl Config {
             sim_ring: ms(layer.sim_ring_ms.ok_or_else(|| required("sim_ring_ms"))?),
             sim_talk: ms(layer.sim_talk_ms.ok_or_else(|| required("sim_talk_ms"))?),
             log_format,
+            rate_limits,
         })
     }
 
@@ -300,6 +356,15 @@ mod tests {
         assert_eq!(config.per_host_concurrency, 32);
         assert!(!config.dev);
         assert_eq!(config.data_dir(), PathBuf::from("./hookline-data"));
+        let per = |per_second, burst| api::Rate { per_second, burst };
+        assert_eq!(
+            config.rate_limits,
+            api::RateLimits {
+                api: per(200.0, 400.0),
+                calls: per(20.0, 40.0),
+                operator: per(20_000.0, 40_000.0),
+            }
+        );
     }
 
     #[test]
@@ -343,6 +408,14 @@ mod tests {
         }));
         assert!(bad(Layer {
             per_host_concurrency: Some(0),
+            ..Layer::default()
+        }));
+        assert!(bad(Layer {
+            call_rate_limit: Some(-1.0),
+            ..Layer::default()
+        }));
+        assert!(bad(Layer {
+            api_rate_burst: Some(0.5),
             ..Layer::default()
         }));
     }

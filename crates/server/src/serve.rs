@@ -147,6 +147,7 @@ pub async fn run(
         }),
         telemetry: Arc::new(Prometheus(metrics)),
         tester: Arc::new(Tester(dispatcher.clone())),
+        limiters: Arc::new(api::Limiters::new(config.rate_limits)),
     };
     let app = api::router(state);
     axum::serve(listener, app)

@@ -286,6 +286,12 @@ async fn make_call(
             return replay(answer, hash);
         }
     }
+    // After the replay: answering a repeated request again places no call.
+    crate::extract::limit(
+        &state.limiters.calls,
+        account.auth_id.as_str(),
+        "this account's make-call limit",
+    )?;
     let call = build_call(&state, &account, from_value(value)?, now).await?;
     let fired = CallFiredOut {
         message: "call fired".to_owned(),

@@ -347,6 +347,11 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(stderr);
         clear_hookline_env(&mut command);
+        // Tests place calls and requests far faster than the production limits allow; the rate
+        // limit tests turn them on with flags (a flag beats the environment).
+        for limit in ["API", "CALL", "OPERATOR"] {
+            command.env(format!("HOOKLINE_{limit}_RATE_LIMIT"), "0");
+        }
         if let Some(token) = launch.admin_token {
             command.args(["--admin-token", token]);
         }

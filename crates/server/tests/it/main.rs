@@ -18,6 +18,7 @@ mod delivery_crash;
 mod dev_mode;
 mod fixture;
 mod lifecycle;
+mod limits;
 mod lists;
 mod nodes;
 mod openapi;
