@@ -1,74 +1,23 @@
 //! The sender against real servers on 127.0.0.1: success rules, error kinds, the SSRF guard
 //! (literal and resolved addresses) and real TLS with an extra root CA.
 
-use std::future::Future;
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::HttpMethod;
-use sender::{ErrorKind, Lookup, OutboundRequest, Sender, SenderConfig};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use common::{config, post, read_request, FixedLookup, Pki, Received};
+use sender::{ErrorKind, Sender, SenderConfig};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use urlguard::UrlPolicy;
-
-fn config(dev: bool) -> SenderConfig {
-    SenderConfig {
-        timeout: Duration::from_millis(500),
-        policy: UrlPolicy { allow_private: dev },
-        extra_ca_pem: None,
-        accept_any_2xx: false,
-        user_agent: "Hookline/test".into(),
-    }
-}
-
-/// What a test server received: the raw request head and body.
-#[derive(Debug, Clone, Default)]
-struct Received {
-    head: String,
-    body: Vec<u8>,
-}
 
 /// A one-shot-per-connection HTTP/1.1 server answering `response` to every request.
 struct Server {
     address: SocketAddr,
     connections: Arc<AtomicUsize>,
     received: tokio::sync::mpsc::UnboundedReceiver<Received>,
-}
-
-async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> Option<Received> {
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
-            let length = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().to_owned())
-                })
-                .and_then(|v| v.parse::<usize>().ok())
-                .unwrap_or(0);
-            let mut body = buffer[end + 4..].to_vec();
-            while body.len() < length {
-                let n = stream.read(&mut chunk).await.ok()?;
-                if n == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..n]);
-            }
-            return Some(Received { head, body });
-        }
-    }
 }
 
 async fn serve_one<S: AsyncRead + AsyncWrite + Unpin>(
@@ -110,18 +59,6 @@ async fn server(response: &'static str, hang: bool) -> Server {
 }
 
 const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-
-fn post(url: String, body: &str) -> OutboundRequest {
-    OutboundRequest {
-        method: HttpMethod::Post,
-        url,
-        headers: vec![
-            ("content-type".into(), "application/x-www-form-urlencoded".into()),
-            ("x-hookline-event-id".into(), "e-1".into()),
-        ],
-        body: body.as_bytes().to_vec(),
-    }
-}
 
 #[tokio::test]
 async fn a_200_is_success_and_the_exact_body_and_headers_arrive() {
@@ -260,22 +197,6 @@ async fn a_loopback_literal_is_blocked_in_production_without_connecting() {
     assert_eq!(server.connections.load(Ordering::SeqCst), 0);
 }
 
-/// Answers every name with fixed addresses, like a hostile or rebinding DNS server.
-struct FixedLookup(Vec<IpAddr>);
-
-impl Lookup for FixedLookup {
-    fn lookup(&self, _host: String) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr>>> + Send>> {
-        let answer = self.0.clone();
-        Box::pin(async move {
-            if answer.is_empty() {
-                Err(std::io::Error::new(std::io::ErrorKind::NotFound, "NXDOMAIN"))
-            } else {
-                Ok(answer)
-            }
-        })
-    }
-}
-
 #[tokio::test]
 async fn a_name_resolving_to_a_private_address_is_blocked_without_connecting() {
     let server = server(OK, false).await;
@@ -301,35 +222,6 @@ async fn a_name_that_does_not_resolve_is_a_dns_error() {
     assert_eq!(outcome.error, Some(ErrorKind::Dns));
 }
 
-struct Tls {
-    ca_pem: String,
-    acceptor: tokio_rustls::TlsAcceptor,
-}
-
-fn tls() -> Tls {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-    let ca_key = KeyPair::generate().expect("key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).expect("ca");
-    let key = KeyPair::generate().expect("key");
-    let params = CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
-    let cert = params.signed_by(&key, &ca, &ca_key).expect("cert");
-    let chain = vec![cert.der().clone()];
-    let private = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).expect("key der");
-    let config =
-        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_no_client_auth()
-            .with_single_cert(chain, private)
-            .expect("server config");
-    Tls {
-        ca_pem: ca.pem(),
-        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
-    }
-}
-
 async fn tls_server(acceptor: tokio_rustls::TlsAcceptor) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
@@ -350,11 +242,11 @@ async fn tls_server(acceptor: tokio_rustls::TlsAcceptor) -> SocketAddr {
 
 #[tokio::test]
 async fn tls_succeeds_with_the_extra_root_and_fails_as_tls_without_it() {
-    let tls = tls();
-    let address = tls_server(tls.acceptor).await;
+    let pki = Pki::new();
+    let address = tls_server(pki.acceptor(&["localhost"], None)).await;
     let url = format!("https://localhost:{}/cb", address.port());
     let trusting = Sender::new(SenderConfig {
-        extra_ca_pem: Some(tls.ca_pem.into_bytes()),
+        extra_ca_pem: Some(pki.ca_pem.into_bytes()),
         ..config(true)
     })
     .expect("sender");
