@@ -56,6 +56,9 @@ pub enum ApiError {
     /// 415
     #[error("content type must be application/json")]
     UnsupportedMediaType,
+    /// 408: the request's body did not arrive within the deadline (a slow or stalled client).
+    #[error("the request body did not arrive within {} s", .0.as_secs_f64())]
+    BodyTimeout(std::time::Duration),
     /// 429: this account (or the operator) sent more than its limit allows; the same request
     /// may pass after `retry_after`. Nothing was written.
     #[error("too many requests: {0} is {1} per second; retry after the seconds in Retry-After")]
@@ -85,6 +88,7 @@ impl ApiError {
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::RateLimited(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -103,6 +107,7 @@ impl ApiError {
             ApiError::Unprocessable(_) => "unprocessable",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::BodyTimeout(_) => "body_timeout",
             ApiError::RateLimited(..) => "rate_limited",
             ApiError::Unavailable => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -224,10 +229,27 @@ pub(crate) struct ErrorSchema {
     api_id: String,
     /// What went wrong, in words.
     error: String,
-    /// Stable error kind: invalid_field, malformed_body, unauthorized, not_found,
-    /// method_not_allowed, conflict, unprocessable, payload_too_large, unsupported_media_type,
-    /// internal.
-    code: String,
+    /// Stable error kind (`ApiError::code`).
+    code: ErrorCode,
     /// For invalid_field: each refused field and why.
     details: std::collections::BTreeMap<String, String>,
+}
+
+/// The stable error kinds, for the OpenAPI document (`ApiError::code` gives them).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub(crate) enum ErrorCode {
+    InvalidField,
+    MalformedBody,
+    Unauthorized,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    Unprocessable,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    RateLimited,
+    Unavailable,
+    Internal,
 }

@@ -29,18 +29,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         if !is_json(req.headers()) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::MalformedBody(rejection.body_text())
-            }
-        })?;
+        let bytes = Bytes::from_request(req, state).await.map_err(body_rejection)?;
         parse_json(&bytes).map(JsonBody)
     }
 }
 
-/// The body of an endpoint that takes no fields: none at all, or an empty JSON object.
+/// The body of an endpoint that takes no fields: none at all, JSON `null`, or an empty JSON
+/// object (sent as `application/json`, at most 1 MiB, like every body).
 pub struct NoFields;
 
 impl<S: Send + Sync> FromRequest<S> for NoFields {
@@ -50,13 +45,42 @@ impl<S: Send + Sync> FromRequest<S> for NoFields {
         #[derive(serde::Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Empty {}
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|rejection| ApiError::MalformedBody(rejection.body_text()))?;
+        let json = is_json(req.headers());
+        let bytes = Bytes::from_request(req, state).await.map_err(body_rejection)?;
         if !bytes.iter().all(u8::is_ascii_whitespace) {
-            parse_json::<Empty>(&bytes)?;
+            if !json {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            if bytes.trim_ascii() != b"null" {
+                parse_json::<Empty>(&bytes)?;
+            }
         }
         Ok(NoFields)
+    }
+}
+
+/// A body that could not be read: too large (413), or cut off.
+fn body_rejection(rejection: axum::extract::rejection::BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge
+    } else {
+        ApiError::MalformedBody(rejection.body_text())
+    }
+}
+
+/// Path parameters, as `axum::extract::Path`, but a value that is not UTF-8 once
+/// percent-decoded answers the JSON 404 of an unknown id (no object has such an id) instead of
+/// axum's plain-text 400.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Path(value))
+            .map_err(|_| ApiError::NotFound("resource"))
     }
 }
 
@@ -227,9 +251,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Paging {
         };
         let offset = match get("offset") {
             None => 0,
+            // At most i64::MAX: the document's int64, and what a database can count to.
             Some(text) => text
                 .parse::<u64>()
-                .map_err(|_| ApiError::invalid("offset", "must be a whole number, 0 or more"))?,
+                .ok()
+                .filter(|n| i64::try_from(*n).is_ok())
+                .ok_or_else(|| {
+                    ApiError::invalid("offset", "must be a whole number from 0 to 9223372036854775807")
+                })?,
         };
         let filters = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(query.iter().filter(|(k, _)| k != "limit" && k != "offset"))

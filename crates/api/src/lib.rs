@@ -37,6 +37,8 @@ pub struct ApiSettings {
     pub url_policy: UrlPolicy,
     /// The operator token; `None` switches the operator API off.
     pub admin_token: Option<String>,
+    /// How long a request's body may take to arrive; `None` is no deadline.
+    pub body_read_timeout: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for ApiSettings {
@@ -44,6 +46,7 @@ impl std::fmt::Debug for ApiSettings {
         f.debug_struct("ApiSettings")
             .field("url_policy", &self.url_policy)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "REDACTED"))
+            .field("body_read_timeout", &self.body_read_timeout)
             .finish()
     }
 }
@@ -111,7 +114,9 @@ pub struct AppState {
         title = "Hookline",
         description = "Callback configuration and delivery for a voice platform (Vobiz/Plivo wire format). \
             Paths under /api/v1/account/{auth_id} also answer under /api/v1/Account/{auth_id}, with \
-            /Application/ for /applications/ and /Call/ for /calls/; trailing slashes are optional."
+            /Application/ for /applications/ and /Call/ for /calls/; trailing slashes are optional. \
+            Every error answer is an ErrorSchema object. A method that a path does not list answers \
+            405 (method_not_allowed) with an Allow header, and an unknown path 404 (not_found)."
     ),
     components(schemas(error::ErrorSchema)),
     modifiers(&SecuritySchemes)
@@ -121,7 +126,7 @@ struct ApiDoc;
 /// The routes and their OpenAPI document, built from the same registrations so they cannot
 /// drift apart.
 fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::health::routes())
         .merge(routes::admin::routes())
         .merge(routes::account::routes())
@@ -132,7 +137,10 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::callbacks::routes())
         .merge(routes::switch::routes())
         .merge(routes::debugging::routes())
-        .split_for_parts()
+        .split_for_parts();
+    // After the merge: the shared error answers go to every operation the routes brought.
+    utoipa::Modify::modify(&routes::ErrorResponses, &mut doc);
+    (router, doc)
 }
 
 /// The OpenAPI document of the whole API.
@@ -144,6 +152,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState) -> Router {
     let (routes, doc) = routes();
     let doc = Arc::new(doc);
+    let body_deadline = state.settings.body_read_timeout;
     let inner = routes
         .route(
             "/api/v1/openapi.json",
@@ -156,5 +165,5 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
-    middleware::wrap(inner)
+    middleware::wrap(inner, body_deadline)
 }

@@ -1,22 +1,60 @@
-//! Request middleware that runs before routing: path aliases, optional trailing slashes, and
-//! the request id every answer carries.
+//! Request middleware that runs before routing: path aliases, optional trailing slashes, the
+//! request id every answer carries, and the deadline for a request's body.
 //!
 //! Aliases are rewritten to the primary path here, in one place, so the router and the
 //! OpenAPI document only know the primary spelling (PRODUCT.md §2 path table).
 
-use axum::extract::Request;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Uri};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
+use http_body_util::BodyExt;
 
-use crate::error::API_ID;
+use crate::error::{ApiError, API_ID};
+use crate::MAX_BODY_BYTES;
 
-/// Wraps the router so that rewriting happens before route matching.
-pub fn wrap(inner: Router) -> Router {
-    Router::new()
-        .fallback_service(inner)
-        .layer(axum::middleware::from_fn(rewrite_and_tag))
+/// Wraps the router so that rewriting happens before route matching, and (with a deadline) so
+/// that every body has arrived before a handler runs.
+pub fn wrap(inner: Router, body_deadline: Option<Duration>) -> Router {
+    let outer = Router::new().fallback_service(inner);
+    let outer = match body_deadline {
+        Some(deadline) => outer.layer(axum::middleware::from_fn_with_state(deadline, read_body_within)),
+        None => outer,
+    };
+    outer.layer(axum::middleware::from_fn(rewrite_and_tag))
+}
+
+/// A client that sends its body slower than `deadline` (slow loris) gets a 408 and its
+/// connection back, instead of holding a handler — and a database transaction — open.
+async fn read_body_within(State(deadline): State<Duration>, request: Request, next: Next) -> Response {
+    if http_body::Body::is_end_stream(request.body()) {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    match tokio::time::timeout(deadline, collect(body)).await {
+        Err(_elapsed) => ApiError::BodyTimeout(deadline).into_response(),
+        Ok(Err(error)) => error.into_response(),
+        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+    }
+}
+
+/// The whole body, refused (413) as soon as it passes [`MAX_BODY_BYTES`].
+async fn collect(mut body: Body) -> Result<Bytes, ApiError> {
+    let mut collected = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::MalformedBody(format!("the body could not be read: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if collected.len() + data.len() > MAX_BODY_BYTES {
+                return Err(ApiError::PayloadTooLarge);
+            }
+            collected.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(collected))
 }
 
 async fn rewrite_and_tag(mut request: Request, next: Next) -> Response {

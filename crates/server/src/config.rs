@@ -80,6 +80,16 @@ pub struct Layer {
     /// human or json [default: human]
     #[arg(long, env = "HOOKLINE_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Open API connections at most; more wait in the listen backlog [default: 1024]
+    #[arg(long, env = "HOOKLINE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// How long a client may take to send a request's headers (and how long an idle
+    /// keep-alive connection stays open), in ms [default: 10000]
+    #[arg(long, env = "HOOKLINE_HEADER_READ_TIMEOUT_MS")]
+    pub header_read_timeout_ms: Option<u64>,
+    /// How long a client may take to send a request's body, in ms [default: 30000]
+    #[arg(long, env = "HOOKLINE_BODY_READ_TIMEOUT_MS")]
+    pub body_read_timeout_ms: Option<u64>,
     /// Requests per second per account on the API, 0 = no limit [default: 200]
     #[arg(long, env = "HOOKLINE_API_RATE_LIMIT")]
     pub api_rate_limit: Option<f64>,
@@ -124,6 +134,9 @@ impl Layer {
             sim_ring_ms: self.sim_ring_ms.or(lower.sim_ring_ms),
             sim_talk_ms: self.sim_talk_ms.or(lower.sim_talk_ms),
             log_format: self.log_format.or(lower.log_format),
+            max_connections: self.max_connections.or(lower.max_connections),
+            header_read_timeout_ms: self.header_read_timeout_ms.or(lower.header_read_timeout_ms),
+            body_read_timeout_ms: self.body_read_timeout_ms.or(lower.body_read_timeout_ms),
             api_rate_limit: self.api_rate_limit.or(lower.api_rate_limit),
             api_rate_burst: self.api_rate_burst.or(lower.api_rate_burst),
             call_rate_limit: self.call_rate_limit.or(lower.call_rate_limit),
@@ -164,6 +177,9 @@ pub struct Config {
     pub sim_ring: Duration,
     pub sim_talk: Duration,
     pub log_format: LogFormat,
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
     pub rate_limits: api::RateLimits,
 }
 
@@ -191,6 +207,9 @@ impl std::fmt::Debug for Config {
             .field("sim_ring", &self.sim_ring)
             .field("sim_talk", &self.sim_talk)
             .field("log_format", &self.log_format)
+            .field("max_connections", &self.max_connections)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("body_read_timeout", &self.body_read_timeout)
             .field("rate_limits", &self.rate_limits)
             .finish()
     }
@@ -292,6 +311,17 @@ impl Config {
                 "operator_rate",
             )?,
         };
+        let max_connections = layer.max_connections.ok_or_else(|| required("max_connections"))?;
+        if max_connections == 0 {
+            bail!("max_connections must be at least 1");
+        }
+        let positive_ms = |value: Option<u64>, name: &str| match value {
+            None => Err(required(name)),
+            Some(0) => Err(anyhow::anyhow!("{name} must be at least 1")),
+            Some(ms) => Ok(Duration::from_millis(ms)),
+        };
+        let header_read_timeout = positive_ms(layer.header_read_timeout_ms, "header_read_timeout_ms")?;
+        let body_read_timeout = positive_ms(layer.body_read_timeout_ms, "body_read_timeout_ms")?;
         let ms = Duration::from_millis;
         Ok(Config {
             listen,
@@ -324,6 +354,9 @@ impl Config {
             sim_ring: ms(layer.sim_ring_ms.ok_or_else(|| required("sim_ring_ms"))?),
             sim_talk: ms(layer.sim_talk_ms.ok_or_else(|| required("sim_talk_ms"))?),
             log_format,
+            max_connections,
+            header_read_timeout,
+            body_read_timeout,
             rate_limits,
         })
     }

@@ -3,6 +3,7 @@
 
 mod config;
 mod keys;
+mod listener;
 mod serve;
 mod telemetry;
 mod tools;

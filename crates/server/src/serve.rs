@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{redact_dsn, Config};
 use crate::keys::server_key;
+use crate::listener::{self, ListenerLimits};
 
 /// Takes the embedded database for this `serve` process alone: SQLite has one writer, and a
 /// second process would release the first one's leases at its start (and so send its in-flight
@@ -139,6 +140,7 @@ pub async fn run(
                 allow_private: config.dev,
             },
             admin_token: config.admin_token.clone(),
+            body_read_timeout: Some(config.body_read_timeout),
         }),
         notify: Arc::new(Wiring {
             carrier,
@@ -150,13 +152,12 @@ pub async fn run(
         limiters: Arc::new(api::Limiters::new(config.rate_limits)),
     };
     let app = api::router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await
-        .context("serving the API")?;
+    let limits = ListenerLimits {
+        max_connections: config.max_connections,
+        header_read_timeout: config.header_read_timeout,
+    };
+    listener::serve(listener, app, limits, shutdown.clone()).await;
     tracing::info!("API stopped");
-    // The API can stop on its own only by failing; make sure the carrier stops too.
-    shutdown.cancel();
     if let Err(error) = carrier_task.await {
         tracing::error!(%error, "the simulated carrier ended abnormally");
     }

@@ -48,8 +48,9 @@ impl From<Account> for AccountOut {
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct AccountIn {
+    /// 1–255 characters, not only spaces; never `null`.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 255)]
     name: Field<String>,
     /// IANA time zone, default `UTC`.
     #[serde(default)]
@@ -77,7 +78,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/api/v1/account/{auth_id}", tag = "account",
     params(("auth_id" = String, Path)),
     security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
-    responses((status = 200, body = AccountOut), (status = 401, body = crate::error::ErrorSchema), (status = 404, body = crate::error::ErrorSchema)))]
+    responses((status = 200, body = AccountOut)))]
 async fn get_account(Authed(account): Authed) -> Reply<AccountOut> {
     Reply::ok(account.into())
 }
@@ -86,7 +87,7 @@ async fn get_account(Authed(account): Authed) -> Reply<AccountOut> {
 #[utoipa::path(method(post, put, patch), path = "/api/v1/account/{auth_id}", tag = "account",
     params(("auth_id" = String, Path)), request_body = AccountIn,
     security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
-    responses((status = 200, body = AccountOut), (status = 400, body = crate::error::ErrorSchema)))]
+    responses((status = 200, body = AccountOut)))]
 async fn update_account(
     State(state): State<AppState>,
     Authed(mut account): Authed,

@@ -1,7 +1,7 @@
 //! The operator surface (`Authorization: Bearer <admin_token>`): create accounts and rotate
 //! their auth tokens. The JSON it answers is also what `hookline accounts …` prints.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use domain::AuthId;
 use domain::UrlPolicy;
 use serde::{Deserialize, Serialize};
@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use crate::clock;
 use crate::error::{ApiError, Reply};
-use crate::extract::{JsonBody, Operator};
+use crate::extract::{JsonBody, Operator, Path};
 use crate::field::{Checker, Field};
 use crate::routes::account::AccountOut;
 use crate::routes::secrets::SecretOut;
@@ -63,8 +63,9 @@ pub fn token_rotated_json(auth_id: &AuthId, auth_token: String) -> serde_json::V
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountCreateIn {
+    /// 1–255 characters, not only spaces.
     #[serde(default)]
-    #[schema(value_type = String)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 255)]
     name: Field<String>,
     /// Makes the new account a sub-account (`SA_…`) of this main account.
     #[serde(default)]
@@ -81,7 +82,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// Create an account (operator).
 #[utoipa::path(post, path = "/api/v1/admin/accounts", tag = "operator", request_body = AccountCreateIn,
     security(("operator" = [])),
-    responses((status = 201, body = AccountCreatedOut), (status = 400, body = crate::error::ErrorSchema), (status = 401, body = crate::error::ErrorSchema)))]
+    responses((status = 201, body = AccountCreatedOut)))]
 async fn create_account(
     State(state): State<AppState>,
     _operator: Operator,
@@ -133,7 +134,7 @@ pub async fn new_account(
 /// Rotate an account's auth token (operator). The old token stops working at once.
 #[utoipa::path(post, path = "/api/v1/admin/accounts/{auth_id}/rotate-token", tag = "operator",
     params(("auth_id" = String, Path)), security(("operator" = [])),
-    responses((status = 200, body = TokenRotatedOut), (status = 404, body = crate::error::ErrorSchema)))]
+    responses((status = 200, body = TokenRotatedOut)))]
 async fn rotate_token(
     State(state): State<AppState>,
     _operator: Operator,

@@ -1,7 +1,7 @@
 //! Applications (level 2): the status callback with its fallback and filter, and the Vobiz
 //! direct channels `answer_url`/`hangup_url`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use domain::{AppId, Application, ApplicationPatch};
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 
 use crate::clock;
 use crate::error::{ApiError, Reply};
-use crate::extract::{Authed, JsonBody, Paging};
+use crate::extract::{Authed, JsonBody, Paging, Path};
 use crate::field::{Checker, Field};
 use crate::routes::{time, ListOut};
 use crate::AppState;
@@ -60,9 +60,9 @@ impl From<Application> for ApplicationOut {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApplicationIn {
-    /// Required on create. Alias: `app_name`.
+    /// Required on create; 1–255 characters, not only spaces; never `null`. Alias: `app_name`.
     #[serde(default, alias = "app_name")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 255)]
     name: Field<String>,
     /// HTTPS URL of the status callback (level 2).
     #[serde(default)]
@@ -129,7 +129,7 @@ fn parse_id(app_id: &str) -> Result<AppId, ApiError> {
 #[utoipa::path(post, path = "/api/v1/account/{auth_id}/applications", tag = "applications",
     params(("auth_id" = String, Path)), request_body = ApplicationIn,
     security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
-    responses((status = 201, body = ApplicationOut), (status = 400, body = crate::error::ErrorSchema)))]
+    responses((status = 201, body = ApplicationOut)))]
 async fn create_application(
     State(state): State<AppState>,
     Authed(account): Authed,
@@ -146,7 +146,8 @@ async fn create_application(
 
 /// List applications, oldest first.
 #[utoipa::path(get, path = "/api/v1/account/{auth_id}/applications", tag = "applications",
-    params(("auth_id" = String, Path), ("limit" = Option<u32>, Query), ("offset" = Option<u64>, Query)),
+    params(("auth_id" = String, Path), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1–100 (default 20)"),
+        ("offset" = Option<u64>, Query, description = "Objects to skip (default 0)")),
     security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
     responses((status = 200, body = ListOut<ApplicationOut>)))]
 async fn list_applications(
@@ -169,7 +170,7 @@ async fn list_applications(
 #[utoipa::path(get, path = "/api/v1/account/{auth_id}/applications/{app_id}", tag = "applications",
     params(("auth_id" = String, Path), ("app_id" = String, Path)),
     security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
-    responses((status = 200, body = ApplicationOut), (status = 404, body = crate::error::ErrorSchema)))]
+    responses((status = 200, body = ApplicationOut)))]
 async fn get_application(
     State(state): State<AppState>,
     Authed(account): Authed,
@@ -187,7 +188,7 @@ async fn get_application(
 #[utoipa::path(method(post, put, patch), path = "/api/v1/account/{auth_id}/applications/{app_id}", tag = "applications",
     params(("auth_id" = String, Path), ("app_id" = String, Path)), request_body = ApplicationIn,
     security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
-    responses((status = 200, body = ApplicationOut), (status = 400, body = crate::error::ErrorSchema), (status = 404, body = crate::error::ErrorSchema)))]
+    responses((status = 200, body = ApplicationOut)))]
 async fn update_application(
     State(state): State<AppState>,
     Authed(account): Authed,
@@ -210,7 +211,7 @@ async fn update_application(
 #[utoipa::path(delete, path = "/api/v1/account/{auth_id}/applications/{app_id}", tag = "applications",
     params(("auth_id" = String, Path), ("app_id" = String, Path)),
     security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
-    responses((status = 204), (status = 404, body = crate::error::ErrorSchema)))]
+    responses((status = 204)))]
 async fn delete_application(
     State(state): State<AppState>,
     Authed(account): Authed,

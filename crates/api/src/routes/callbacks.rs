@@ -1,7 +1,7 @@
 //! The delivery log (PRODUCT.md §2.5): every event of a call on every channel, with its
 //! resolution — level, reason, target — and its status; and the same across calls.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use domain::{CallUuid, DeliveryStatus};
 use serde::Serialize;
 use store::{AttemptRecord, CallbackFilter, DeliveryRecord};
@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, Reply};
-use crate::extract::{query_pairs, Authed, Paging};
+use crate::extract::{Authed, Paging, Path, query_pairs};
 use crate::routes::{parse_time, time, ListOut};
 use crate::AppState;
 
@@ -107,7 +107,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/api/v1/account/{auth_id}/calls/{call_uuid}/callbacks", tag = "callbacks",
     params(("auth_id" = String, Path), ("call_uuid" = String, Path)),
     security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
-    responses((status = 200, body = CallCallbacksOut), (status = 404, body = crate::error::ErrorSchema)))]
+    responses((status = 200, body = CallCallbacksOut)))]
 async fn call_callbacks(
     State(state): State<AppState>,
     Authed(account): Authed,
@@ -131,9 +131,10 @@ async fn call_callbacks(
     params(("auth_id" = String, Path),
         ("status" = Option<String>, Query, description = "pending, delivered, failed, filtered or unrouted"),
         ("since" = Option<String>, Query, description = "RFC 3339: created at or after"),
-        ("limit" = Option<u32>, Query), ("offset" = Option<u64>, Query)),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1–100 (default 20)"),
+        ("offset" = Option<u64>, Query, description = "Objects to skip (default 0)")),
     security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
-    responses((status = 200, body = ListOut<CallbackOut>), (status = 400, body = crate::error::ErrorSchema)))]
+    responses((status = 200, body = ListOut<CallbackOut>)))]
 async fn list_callbacks(
     State(state): State<AppState>,
     Authed(account): Authed,

@@ -3,7 +3,7 @@
 //! Make-call validates everything before it writes; the call, its `CallInitiated` event and that
 //! event's resolved deliveries are committed in one transaction before the 201 answer.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::call::{is_valid_number, DEFAULT_RING_TIMEOUT_S, DEFAULT_TIME_LIMIT_S};
@@ -21,7 +21,7 @@ use utoipa_axum::routes;
 
 use crate::clock;
 use crate::error::{current_api_id, ApiError, Reply};
-use crate::extract::{from_value, query_pairs, Authed, JsonBody, Paging};
+use crate::extract::{Authed, JsonBody, Paging, Path, from_value, query_pairs};
 use crate::field::{Checker, Field};
 use crate::routes::{parse_time, ListOut};
 use crate::AppState;
@@ -83,11 +83,11 @@ impl CallOut {
 #[serde(deny_unknown_fields)]
 pub struct MakeCallIn {
     /// Caller id: `+` optional, then 8–15 digits.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, required = true)]
     #[serde(default)]
     from: Field<String>,
     /// Destination: digits as `from`, or a `sip:` URI.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, required = true)]
     #[serde(default)]
     to: Field<String>,
     /// Level 1 status callback. Alias: `status_callback_url`.
@@ -158,7 +158,10 @@ pub struct CallListQuery {
     since: Option<String>,
     /// RFC 3339: calls initiated before.
     until: Option<String>,
+    /// Page size, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
+    /// Calls to skip (default 0).
     offset: Option<u64>,
 }
 
@@ -270,8 +273,8 @@ fn replay(answer: IdempotentAnswer, hash: [u8; 32]) -> Result<Response, ApiError
 #[utoipa::path(post, path = "/api/v1/account/{auth_id}/calls", tag = "calls",
     params(("auth_id" = String, Path), ("Idempotency-Key" = Option<String>, Header)), request_body = MakeCallIn,
     security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
-    responses((status = 201, body = CallFiredOut), (status = 400, body = crate::error::ErrorSchema),
-        (status = 404, body = crate::error::ErrorSchema), (status = 422, body = crate::error::ErrorSchema)))]
+    responses((status = 201, body = CallFiredOut),
+        (status = 422, description = "The trunk is inactive or inbound-only, or the Idempotency-Key was used with another body", body = crate::error::ErrorSchema)))]
 async fn make_call(
     State(state): State<AppState>,
     Authed(account): Authed,
@@ -420,7 +423,7 @@ async fn build_call(
 #[utoipa::path(get, path = "/api/v1/account/{auth_id}/calls", tag = "calls",
     params(("auth_id" = String, Path), CallListQuery),
     security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
-    responses((status = 200, body = ListOut<CallOut>), (status = 400, body = crate::error::ErrorSchema)))]
+    responses((status = 200, body = ListOut<CallOut>)))]
 async fn list_calls(
     State(state): State<AppState>,
     Authed(account): Authed,
@@ -455,7 +458,7 @@ async fn list_calls(
 #[utoipa::path(get, path = "/api/v1/account/{auth_id}/calls/{call_uuid}", tag = "calls",
     params(("auth_id" = String, Path), ("call_uuid" = String, Path)),
     security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
-    responses((status = 200, body = CallOut), (status = 404, body = crate::error::ErrorSchema)))]
+    responses((status = 200, body = CallOut)))]
 async fn get_call(
     State(state): State<AppState>,
     Authed(account): Authed,
@@ -474,7 +477,7 @@ async fn get_call(
 #[utoipa::path(delete, path = "/api/v1/account/{auth_id}/calls/{call_uuid}", tag = "calls",
     params(("auth_id" = String, Path), ("call_uuid" = String, Path)),
     security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
-    responses((status = 204), (status = 404, body = crate::error::ErrorSchema), (status = 409, body = crate::error::ErrorSchema)))]
+    responses((status = 204), (status = 409, description = "The call has already ended", body = crate::error::ErrorSchema)))]
 async fn hang_up(
     State(state): State<AppState>,
     Authed(account): Authed,

@@ -1,7 +1,7 @@
 //! The debugging aids of PRODUCT.md §2.5: redeliver an event, the callback plan (which level
 //! would win for each event, before any call is made), and the "send test" button per level.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use domain::resolution::{resolve, Hierarchy, LevelConfig};
 use domain::{Account, AppId, CallbackUrl, EventId, EventKind, HttpMethod, Level, Target, TrunkId};
@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 
 use crate::clock;
 use crate::error::{ApiError, Reply};
-use crate::extract::{query_pairs, Authed};
+use crate::extract::{Authed, Path, query_pairs};
 use crate::routes::callbacks::CallbackOut;
 use crate::AppState;
 
@@ -66,8 +66,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[utoipa::path(post, path = "/api/v1/account/{auth_id}/callbacks/{event_id}/redeliver", tag = "callbacks",
     params(("auth_id" = String, Path), ("event_id" = String, Path)),
     security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
-    responses((status = 202, body = RedeliveredOut), (status = 404, body = crate::error::ErrorSchema),
-        (status = 409, body = crate::error::ErrorSchema)))]
+    responses((status = 202, body = RedeliveredOut),
+        (status = 409, description = "The event is still being delivered, or has no URL to go to", body = crate::error::ErrorSchema)))]
 async fn redeliver(
     State(state): State<AppState>,
     Authed(account): Authed,
@@ -122,8 +122,7 @@ fn account_level(account: &Account) -> LevelConfig {
         ("status_url" = Option<String>, Query, description = "a per-call status_url"),
         ("status_method" = Option<String>, Query)),
     security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
-    responses((status = 200, body = PlanOut), (status = 400, body = crate::error::ErrorSchema),
-        (status = 404, body = crate::error::ErrorSchema)))]
+    responses((status = 200, body = PlanOut)))]
 async fn callback_plan(
     State(state): State<AppState>,
     Authed(account): Authed,
@@ -227,7 +226,8 @@ async fn send_test(
 /// Send a signed test `Hangup` to the account's default callback URL now.
 #[utoipa::path(post, path = "/api/v1/account/{auth_id}/test-callback", tag = "callbacks",
     params(("auth_id" = String, Path)), security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
-    responses((status = 200, body = TestCallbackOut), (status = 422, body = crate::error::ErrorSchema)))]
+    responses((status = 200, body = TestCallbackOut),
+        (status = 422, description = "The level has no callback URL to test", body = crate::error::ErrorSchema)))]
 async fn test_account(
     State(state): State<AppState>,
     Authed(account): Authed,
@@ -243,8 +243,8 @@ async fn test_account(
 #[utoipa::path(post, path = "/api/v1/account/{auth_id}/applications/{app_id}/test-callback", tag = "callbacks",
     params(("auth_id" = String, Path), ("app_id" = String, Path)),
     security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
-    responses((status = 200, body = TestCallbackOut), (status = 404, body = crate::error::ErrorSchema),
-        (status = 422, body = crate::error::ErrorSchema)))]
+    responses((status = 200, body = TestCallbackOut),
+        (status = 422, description = "The level has no callback URL to test", body = crate::error::ErrorSchema)))]
 async fn test_application(
     State(state): State<AppState>,
     Authed(account): Authed,
@@ -270,8 +270,8 @@ async fn test_application(
 #[utoipa::path(post, path = "/api/v1/account/{auth_id}/trunks/{trunk_id}/test-callback", tag = "callbacks",
     params(("auth_id" = String, Path), ("trunk_id" = String, Path)),
     security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
-    responses((status = 200, body = TestCallbackOut), (status = 404, body = crate::error::ErrorSchema),
-        (status = 422, body = crate::error::ErrorSchema)))]
+    responses((status = 200, body = TestCallbackOut),
+        (status = 422, description = "The level has no callback URL to test", body = crate::error::ErrorSchema)))]
 async fn test_trunk(
     State(state): State<AppState>,
     Authed(account): Authed,

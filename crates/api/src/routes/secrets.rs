@@ -1,7 +1,7 @@
 //! Signing secrets of the body-covering Standard Webhooks signature: list, create (the value is
 //! shown once), delete. An account always keeps at least one.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use domain::SecretId;
 use serde::Serialize;
@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 
 use crate::clock;
 use crate::error::{ApiError, Reply};
-use crate::extract::Authed;
+use crate::extract::{Authed, Path};
 use crate::routes::time;
 use crate::AppState;
 
@@ -45,6 +45,12 @@ impl From<SecretInfo> for SecretOut {
     }
 }
 
+/// No fields: the body is empty or `{}`.
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct NoFieldsIn {}
+
 #[derive(Serialize, ToSchema)]
 pub struct SecretsOut {
     objects: Vec<SecretOut>,
@@ -72,7 +78,7 @@ async fn list_secrets(
 
 /// Create a signing secret; every active secret signs each callback (rotation without gaps).
 #[utoipa::path(post, path = "/api/v1/account/{auth_id}/signing-secrets", tag = "signing secrets",
-    params(("auth_id" = String, Path)), security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
+    params(("auth_id" = String, Path)), request_body = Option<NoFieldsIn>, security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
     responses((status = 201, body = SecretOut)))]
 async fn create_secret(
     State(state): State<AppState>,
@@ -90,7 +96,7 @@ async fn create_secret(
 #[utoipa::path(delete, path = "/api/v1/account/{auth_id}/signing-secrets/{secret_id}", tag = "signing secrets",
     params(("auth_id" = String, Path), ("secret_id" = String, Path)),
     security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
-    responses((status = 204), (status = 404, body = crate::error::ErrorSchema), (status = 409, body = crate::error::ErrorSchema)))]
+    responses((status = 204), (status = 409, description = "The account's last signing secret", body = crate::error::ErrorSchema)))]
 async fn delete_secret(
     State(state): State<AppState>,
     Authed(account): Authed,

@@ -3,7 +3,7 @@
 //! state machine as the simulated carrier: a duplicate or out-of-order report answers 409 and
 //! changes nothing.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use domain::call::Recording;
 use domain::{
@@ -18,7 +18,7 @@ use store::StoreError;
 
 use crate::clock;
 use crate::error::{ApiError, Reply};
-use crate::extract::{JsonBody, Operator};
+use crate::extract::{JsonBody, Operator, Path};
 use crate::field::{Checker, Field};
 use crate::routes::parse_time;
 use crate::AppState;
@@ -29,17 +29,17 @@ const MAX_BATCH: usize = 1000;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterCallIn {
-    #[schema(value_type = String)]
+    #[schema(value_type = String, required = true)]
     #[serde(default)]
     auth_id: Field<String>,
     /// `inbound` or `outbound`.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, required = true)]
     #[serde(default)]
     direction: Field<String>,
-    #[schema(value_type = String)]
+    #[schema(value_type = String, required = true)]
     #[serde(default)]
     from: Field<String>,
-    #[schema(value_type = String)]
+    #[schema(value_type = String, required = true)]
     #[serde(default)]
     to: Field<String>,
     #[schema(value_type = Option<String>)]
@@ -74,7 +74,7 @@ pub struct EventIn {
     #[serde(default)]
     call_uuid: Field<String>,
     /// `Ring`, `StartApp`, `Hangup` or `RecordStop`.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, required = true)]
     #[serde(default)]
     event: Field<String>,
     /// RFC 3339: when it happened (the callback's `timestamp`); default now.
@@ -159,8 +159,9 @@ fn text(field: &Field<String>) -> Option<&str> {
 /// Register a call the switch saw (operator).
 #[utoipa::path(post, path = "/api/v1/switch/calls", tag = "switch", request_body = RegisterCallIn,
     security(("operator" = [])),
-    responses((status = 201, body = RegisteredOut), (status = 400, body = crate::error::ErrorSchema),
-        (status = 404, body = crate::error::ErrorSchema), (status = 409, body = crate::error::ErrorSchema)))]
+    responses((status = 201, body = RegisteredOut),
+        (status = 404, description = "No such account, or no such application or trunk in it", body = crate::error::ErrorSchema),
+        (status = 409, description = "A call with this call_uuid is already registered", body = crate::error::ErrorSchema)))]
 async fn register_call(
     State(state): State<AppState>,
     _operator: Operator,
@@ -361,9 +362,9 @@ async fn apply(state: &AppState, call_uuid: &str, body: EventIn) -> Result<Event
 /// Report one event of a call (operator).
 #[utoipa::path(post, path = "/api/v1/switch/calls/{call_uuid}/events", tag = "switch",
     params(("call_uuid" = String, Path)), request_body = EventIn, security(("operator" = [])),
-    responses((status = 201, body = EventRecordedOut), (status = 400, body = crate::error::ErrorSchema),
-        (status = 404, body = crate::error::ErrorSchema), (status = 409, body = crate::error::ErrorSchema),
-        (status = 422, body = crate::error::ErrorSchema)))]
+    responses((status = 201, body = EventRecordedOut),
+        (status = 409, description = "A duplicate or out-of-order report", body = crate::error::ErrorSchema),
+        (status = 422, description = "A report inconsistent with the call's state", body = crate::error::ErrorSchema)))]
 async fn report_event(
     State(state): State<AppState>,
     _operator: Operator,
@@ -384,7 +385,7 @@ async fn report_event(
 /// Report events of many calls; each is applied or refused on its own, in order (operator).
 #[utoipa::path(post, path = "/api/v1/switch/events", tag = "switch", request_body = BatchIn,
     security(("operator" = [])),
-    responses((status = 200, body = BatchOut), (status = 400, body = crate::error::ErrorSchema)))]
+    responses((status = 200, body = BatchOut)))]
 async fn report_batch(
     State(state): State<AppState>,
     _operator: Operator,

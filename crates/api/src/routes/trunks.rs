@@ -1,7 +1,7 @@
 //! SIP trunks (level 3): the trunk's status callback and filter, and where outbound calls go.
 //! Write aliases from the Vobiz trunk API: `webhook_url`, `webhook_method`, `trunk_type`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use domain::{Engine, SipUri, Trunk, TrunkDirection, TrunkId, TrunkPatch, TrunkStatus};
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 
 use crate::clock;
 use crate::error::{ApiError, Reply};
-use crate::extract::{Authed, JsonBody, Paging};
+use crate::extract::{Authed, JsonBody, Paging, Path};
 use crate::field::{Checker, Field};
 use crate::routes::{time, ListOut};
 use crate::AppState;
@@ -56,9 +56,9 @@ impl From<Trunk> for TrunkOut {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrunkIn {
-    /// Required on create.
+    /// Required on create; 1–255 characters, not only spaces; never `null`.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 255)]
     name: Field<String>,
     /// HTTPS URL of the trunk's status callback (level 3). Alias: `webhook_url`.
     #[serde(default, alias = "webhook_url")]
@@ -137,7 +137,7 @@ fn parse_id(trunk_id: &str) -> Result<TrunkId, ApiError> {
 #[utoipa::path(post, path = "/api/v1/account/{auth_id}/trunks", tag = "trunks",
     params(("auth_id" = String, Path)), request_body = TrunkIn,
     security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
-    responses((status = 201, body = TrunkOut), (status = 400, body = crate::error::ErrorSchema)))]
+    responses((status = 201, body = TrunkOut)))]
 async fn create_trunk(
     State(state): State<AppState>,
     Authed(account): Authed,
@@ -154,7 +154,8 @@ async fn create_trunk(
 
 /// List SIP trunks, oldest first.
 #[utoipa::path(get, path = "/api/v1/account/{auth_id}/trunks", tag = "trunks",
-    params(("auth_id" = String, Path), ("limit" = Option<u32>, Query), ("offset" = Option<u64>, Query)),
+    params(("auth_id" = String, Path), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1–100 (default 20)"),
+        ("offset" = Option<u64>, Query, description = "Objects to skip (default 0)")),
     security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
     responses((status = 200, body = ListOut<TrunkOut>)))]
 async fn list_trunks(
@@ -177,7 +178,7 @@ async fn list_trunks(
 #[utoipa::path(get, path = "/api/v1/account/{auth_id}/trunks/{trunk_id}", tag = "trunks",
     params(("auth_id" = String, Path), ("trunk_id" = String, Path)),
     security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
-    responses((status = 200, body = TrunkOut), (status = 404, body = crate::error::ErrorSchema)))]
+    responses((status = 200, body = TrunkOut)))]
 async fn get_trunk(
     State(state): State<AppState>,
     Authed(account): Authed,
@@ -195,7 +196,7 @@ async fn get_trunk(
 #[utoipa::path(method(put, post, patch), path = "/api/v1/account/{auth_id}/trunks/{trunk_id}", tag = "trunks",
     params(("auth_id" = String, Path), ("trunk_id" = String, Path)), request_body = TrunkIn,
     security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
-    responses((status = 200, body = TrunkOut), (status = 400, body = crate::error::ErrorSchema), (status = 404, body = crate::error::ErrorSchema)))]
+    responses((status = 200, body = TrunkOut)))]
 async fn update_trunk(
     State(state): State<AppState>,
     Authed(account): Authed,
@@ -218,7 +219,7 @@ async fn update_trunk(
 #[utoipa::path(delete, path = "/api/v1/account/{auth_id}/trunks/{trunk_id}", tag = "trunks",
     params(("auth_id" = String, Path), ("trunk_id" = String, Path)),
     security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
-    responses((status = 204), (status = 404, body = crate::error::ErrorSchema)))]
+    responses((status = 204)))]
 async fn delete_trunk(
     State(state): State<AppState>,
     Authed(account): Authed,

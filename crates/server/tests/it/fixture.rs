@@ -398,7 +398,12 @@ impl Server {
 
     async fn wait_until_healthy(&self, deadline: Instant) {
         loop {
-            if let Ok(response) = self.client.get(self.url("/healthz")).send().await {
+            // `close`: the probe leaves no idle connection behind (the connection cap test counts).
+            let probe = self
+                .client
+                .get(self.url("/healthz"))
+                .header("connection", "close");
+            if let Ok(response) = probe.send().await {
                 if response.status() == 200 {
                     return;
                 }

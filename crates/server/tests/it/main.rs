@@ -17,6 +17,7 @@ mod delivery;
 mod delivery_crash;
 mod dev_mode;
 mod fixture;
+mod hostile_clients;
 mod lifecycle;
 mod limits;
 mod lists;
