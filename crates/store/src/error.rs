@@ -26,6 +26,11 @@ pub enum StoreError {
     /// request may succeed later unchanged.
     #[error("database unavailable: {0}")]
     Io(String),
+    /// The database refuses work for a reason outside Hookline that an operator can clear: its
+    /// disk is full, it is read-only, another process holds its lock. The request may succeed
+    /// unchanged once the fault clears; the text says which fault, for the answer.
+    #[error("database unavailable: {0}")]
+    Refused(&'static str),
     /// A text value holds a character the database cannot store (PostgreSQL refuses NUL): the
     /// request's fault, nothing was written.
     #[error("a text value contains a character the database cannot store")]
@@ -37,7 +42,24 @@ pub enum StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(error: rusqlite::Error) -> Self {
-        StoreError::Backend(error)
+        use rusqlite::ErrorCode;
+        let fault = match &error {
+            rusqlite::Error::SqliteFailure(failure, _) => match failure.code {
+                ErrorCode::DiskFull => Some("the database's disk is full"),
+                ErrorCode::ReadOnly => Some("the database file or its directory is read-only"),
+                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                    Some("another process holds the database's lock")
+                }
+                ErrorCode::SystemIoFailure => Some("the database's disk failed to read or write"),
+                ErrorCode::CannotOpen => Some("the database file cannot be opened"),
+                _ => None,
+            },
+            _ => None,
+        };
+        match fault {
+            Some(why) => StoreError::Refused(why),
+            None => StoreError::Backend(error),
+        }
     }
 }
 
@@ -119,7 +141,15 @@ impl StoreError {
 
     /// Whether the database is away rather than the request wrong: answered as 503.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Io(_))
+        matches!(self, StoreError::Io(_) | StoreError::Refused(_))
+    }
+
+    /// For an unavailable database, what the operator must clear, when it is known.
+    pub fn fault(&self) -> Option<&'static str> {
+        match self {
+            StoreError::Refused(why) => Some(why),
+            _ => None,
+        }
     }
 
     fn constraint_code(&self) -> Option<std::os::raw::c_int> {

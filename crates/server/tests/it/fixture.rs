@@ -75,6 +75,10 @@ pub struct DataDir {
     owns_database: bool,
     /// Numbers the stderr files, so a restarted server does not overwrite its predecessor's.
     n_runs: u32,
+    /// Where the SQLite file is, when not in the directory itself (a small disk of its own).
+    sqlite_file: Option<PathBuf>,
+    /// The SQLite URL's query (`busy_timeout_ms=…`), when a test sets one.
+    sqlite_query: Option<String>,
 }
 
 /// What one `hookline serve` gets on its command line beyond the fixed settings.
@@ -127,7 +131,21 @@ impl DataDir {
             owns_database: postgres.is_some(),
             postgres,
             n_runs: 0,
+            sqlite_file: None,
+            sqlite_query: None,
         }
+    }
+
+    /// This directory with its SQLite database at `file` (on a disk the test controls) and
+    /// `query` on its URL. SQLite only.
+    pub fn with_sqlite(mut self, file: Option<PathBuf>, query: Option<&str>) -> DataDir {
+        assert!(
+            self.postgres.is_none(),
+            "a SQLite setting on a PostgreSQL data directory"
+        );
+        self.sqlite_file = file;
+        self.sqlite_query = query.map(str::to_owned);
+        self
     }
 
     /// Another directory on the same PostgreSQL database: a second node. It has its own key
@@ -147,6 +165,8 @@ impl DataDir {
             postgres: Some(url),
             owns_database: false,
             n_runs: 0,
+            sqlite_file: None,
+            sqlite_query: None,
         }
     }
 
@@ -155,12 +175,17 @@ impl DataDir {
     pub fn database_url(&self) -> String {
         match &self.postgres {
             Some(url) => url.clone(),
-            None => format!("sqlite://{}", self.sqlite_path().display()),
+            None => match &self.sqlite_query {
+                Some(query) => format!("sqlite://{}?{query}", self.sqlite_path().display()),
+                None => format!("sqlite://{}", self.sqlite_path().display()),
+            },
         }
     }
 
-    fn sqlite_path(&self) -> PathBuf {
-        self.dir.path().join("hookline.db")
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.sqlite_file
+            .clone()
+            .unwrap_or_else(|| self.dir.path().join("hookline.db"))
     }
 
     /// Everything the database holds, as bytes to search (for what must never be stored in

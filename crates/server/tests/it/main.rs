@@ -27,6 +27,7 @@ mod receiver;
 mod routing;
 mod secrets;
 mod shapes;
+mod store_faults;
 mod switch;
 mod tools;
 mod trunks;

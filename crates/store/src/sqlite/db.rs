@@ -33,7 +33,9 @@ use crate::StoreError;
 const MAX_BATCH: usize = 256;
 /// Reader connections: at most this many reads run at once, and stay open when idle.
 const MAX_READERS: usize = 8;
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a statement waits for a lock another process holds before it fails (and the API
+/// answers 503), unless the URL's `busy_timeout_ms` says otherwise.
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// A pause this long between jobs is used for a checkpoint…
 const CHECKPOINT_WHEN_IDLE_FOR: Duration = Duration::from_millis(2);
 /// …once this long has passed since the last one…
@@ -73,6 +75,7 @@ impl std::fmt::Debug for Db {
 
 struct Readers {
     path: PathBuf,
+    busy_timeout: Duration,
     idle: Mutex<Vec<Connection>>,
     /// At most this many reads at once, so a burst does not open a connection per request.
     permits: tokio::sync::Semaphore,
@@ -80,14 +83,14 @@ struct Readers {
 
 impl Db {
     /// Opens the database file (creating it and its directory) and starts the writer thread.
-    pub(super) fn open(path: &Path) -> Result<Db, StoreError> {
+    pub(super) fn open(path: &Path, busy_timeout: Duration) -> Result<Db, StoreError> {
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(e.to_string()))?;
             }
         }
-        let writer = connect(path, true)?;
-        let checkpointer = connect(path, false)?;
+        let writer = connect(path, true, busy_timeout)?;
+        let checkpointer = connect(path, false, busy_timeout)?;
         let (jobs, queue) = mpsc::channel();
         let (wrote, written) = mpsc::sync_channel(1);
         let checkpoints = Arc::new(Checkpoints::default());
@@ -102,6 +105,7 @@ impl Db {
             jobs,
             readers: Arc::new(Readers {
                 path: path.to_owned(),
+                busy_timeout,
                 idle: Mutex::new(Vec::new()),
                 permits: tokio::sync::Semaphore::new(MAX_READERS),
             }),
@@ -126,7 +130,7 @@ impl Db {
             let reply: Reply = Box::new(move |committed| {
                 let result = match committed {
                     Ok(()) => result,
-                    Err(error) => Err(StoreError::Backend(copy_error(error))),
+                    Err(error) => Err(StoreError::from(copy_error(error))),
                 };
                 let _ = tx.send(result);
             });
@@ -170,7 +174,7 @@ impl Readers {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         match idle {
             Some(conn) => Ok(conn),
-            None => connect(&self.path, false),
+            None => connect(&self.path, false, self.busy_timeout),
         }
     }
 
@@ -183,14 +187,14 @@ impl Readers {
     }
 }
 
-fn connect(path: &Path, writer: bool) -> Result<Connection, StoreError> {
+fn connect(path: &Path, writer: bool, busy_timeout: Duration) -> Result<Connection, StoreError> {
     let flags = if writer {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
     } else {
         OpenFlags::SQLITE_OPEN_READ_WRITE
     } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.busy_timeout(busy_timeout)?;
     // WAL: readers beside the writer. NORMAL: a commit survives a process crash (kill -9);
     // only a power loss could drop the last ones (PRODUCT.md §4.3).
     conn.execute_batch(

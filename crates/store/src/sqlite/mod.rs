@@ -56,12 +56,16 @@ impl SqliteStore {
     }
 
     /// Opens (creating if missing, with its directory) the database at a `sqlite://PATH` URL.
+    /// The URL may end in `?busy_timeout_ms=N`: how long a statement waits for a lock another
+    /// process holds (default 10 s).
     ///
     /// # Errors
-    /// `Io` when the URL is not a SQLite URL; `Backend` when the file cannot be opened.
+    /// `Io` when the URL is not a SQLite URL or its query is not understood; `Backend` or
+    /// `Refused` when the file cannot be opened.
     pub async fn open(url: &str, vault: Vault) -> Result<SqliteStore, StoreError> {
         let path = Self::database_path(url)?;
-        let db = tokio::task::spawn_blocking(move || Db::open(&path))
+        let busy_timeout = busy_timeout(url)?;
+        let db = tokio::task::spawn_blocking(move || Db::open(&path, busy_timeout))
             .await
             .map_err(|_| StoreError::Io("opening the database panicked".to_owned()))??;
         Ok(SqliteStore { db, vault })
@@ -74,6 +78,32 @@ impl SqliteStore {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         self.db.migrate().await
     }
+}
+
+/// The `busy_timeout_ms` of a SQLite URL's query, the only parameter it takes.
+fn busy_timeout(url: &str) -> Result<std::time::Duration, StoreError> {
+    let Some((_, query)) = url.split_once('?') else {
+        return Ok(db::BUSY_TIMEOUT);
+    };
+    let mut timeout = db::BUSY_TIMEOUT;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("busy_timeout_ms", ms)) => {
+                let ms: u64 = ms.parse().map_err(|_| {
+                    StoreError::Io(format!(
+                        "busy_timeout_ms={ms:?} in the database URL is not a number of ms"
+                    ))
+                })?;
+                timeout = std::time::Duration::from_millis(ms);
+            }
+            _ => {
+                return Err(StoreError::Io(format!(
+                    "{pair:?} in the database URL: a sqlite:// URL takes only busy_timeout_ms"
+                )))
+            }
+        }
+    }
+    Ok(timeout)
 }
 
 #[async_trait]
