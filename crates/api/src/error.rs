@@ -65,8 +65,8 @@ pub enum ApiError {
     RateLimited(&'static str, f64, std::time::Duration),
     /// 503: the database is away (restarting, unreachable); the same request may succeed
     /// after `Retry-After` seconds. Nothing was written.
-    #[error("the database is unavailable; retry shortly")]
-    Unavailable,
+    #[error("the database is unavailable{}; retry shortly", .0.map(|why| format!(": {why}")).unwrap_or_default())]
+    Unavailable(Option<&'static str>),
     /// 500: logged with its chain, never shown.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -90,7 +90,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::RateLimited(..) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -109,7 +109,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::BodyTimeout(_) => "body_timeout",
             ApiError::RateLimited(..) => "rate_limited",
-            ApiError::Unavailable => "unavailable",
+            ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -132,7 +132,7 @@ impl From<store::StoreError> for ApiError {
             ),
             other if other.is_unavailable() => {
                 tracing::warn!(error = %other, "the database is unavailable");
-                ApiError::Unavailable
+                ApiError::Unavailable(other.fault())
             }
             other => ApiError::Internal(Box::new(other)),
         }
@@ -165,7 +165,7 @@ impl IntoResponse for ApiError {
         };
         let mut response = (self.status(), Json(body)).into_response();
         let retry_after = match &self {
-            ApiError::Unavailable => Some(1),
+            ApiError::Unavailable(_) => Some(1),
             // Whole seconds (RFC 9110), rounded up so a client that waits them passes.
             ApiError::RateLimited(_, _, wait) => Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)),
             _ => None,
@@ -249,6 +249,7 @@ pub(crate) enum ErrorCode {
     Unprocessable,
     PayloadTooLarge,
     UnsupportedMediaType,
+    BodyTimeout,
     RateLimited,
     Unavailable,
     Internal,

@@ -251,14 +251,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Paging {
         };
         let offset = match get("offset") {
             None => 0,
-            // At most i64::MAX: the document's int64, and what a database can count to.
             Some(text) => text
                 .parse::<u64>()
-                .ok()
-                .filter(|n| i64::try_from(*n).is_ok())
-                .ok_or_else(|| {
-                    ApiError::invalid("offset", "must be a whole number from 0 to 9223372036854775807")
-                })?,
+                .map_err(|_| ApiError::invalid("offset", "must be a whole number, 0 or more"))?,
         };
         let filters = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(query.iter().filter(|(k, _)| k != "limit" && k != "offset"))

@@ -147,7 +147,7 @@ async fn create_application(
 /// List applications, oldest first.
 #[utoipa::path(get, path = "/api/v1/account/{auth_id}/applications", tag = "applications",
     params(("auth_id" = String, Path), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1–100 (default 20)"),
-        ("offset" = Option<u64>, Query, description = "Objects to skip (default 0)")),
+        ("offset" = Option<u64>, Query, format = "uint64", description = "Objects to skip, 0 to 18446744073709551615 (default 0)")),
     security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
     responses((status = 200, body = ListOut<ApplicationOut>)))]
 async fn list_applications(

@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, Reply};
-use crate::extract::{Authed, Paging, Path, query_pairs};
+use crate::extract::{query_pairs, Authed, Paging, Path};
 use crate::routes::{parse_time, time, ListOut};
 use crate::AppState;
 
@@ -132,7 +132,7 @@ async fn call_callbacks(
         ("status" = Option<String>, Query, description = "pending, delivered, failed, filtered or unrouted"),
         ("since" = Option<String>, Query, description = "RFC 3339: created at or after"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1–100 (default 20)"),
-        ("offset" = Option<u64>, Query, description = "Objects to skip (default 0)")),
+        ("offset" = Option<u64>, Query, format = "uint64", description = "Objects to skip, 0 to 18446744073709551615 (default 0)")),
     security(("auth_id" = [], "auth_token" = []), ("basic" = [])),
     responses((status = 200, body = ListOut<CallbackOut>)))]
 async fn list_callbacks(

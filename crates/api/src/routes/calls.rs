@@ -21,7 +21,7 @@ use utoipa_axum::routes;
 
 use crate::clock;
 use crate::error::{current_api_id, ApiError, Reply};
-use crate::extract::{Authed, JsonBody, Paging, Path, from_value, query_pairs};
+use crate::extract::{from_value, query_pairs, Authed, JsonBody, Paging, Path};
 use crate::field::{Checker, Field};
 use crate::routes::{parse_time, ListOut};
 use crate::AppState;
@@ -161,7 +161,8 @@ pub struct CallListQuery {
     /// Page size, 1–100 (default 20).
     #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
-    /// Calls to skip (default 0).
+    /// Calls to skip, 0 to 18446744073709551615 (default 0).
+    #[param(format = "uint64")]
     offset: Option<u64>,
 }
 

@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 
 use crate::clock;
 use crate::error::{ApiError, Reply};
-use crate::extract::{Authed, Path, query_pairs};
+use crate::extract::{query_pairs, Authed, Path};
 use crate::routes::callbacks::CallbackOut;
 use crate::AppState;
 

@@ -1,7 +1,9 @@
 //! The OpenAPI document at `GET /api/v1/openapi.json` kept in step with the routes: every
 //! operation it lists is routed, every path refuses the methods it does not list, every route
 //! the issue requires is in it, and it matches the committed snapshot
-//! `crates/api/openapi.snapshot.json` (rewrite it with `UPDATE_SNAPSHOTS=1`).
+//! `crates/api/openapi.snapshot.json` (rewrite it with `UPDATE_SNAPSHOTS=1`), and every operation
+//! lists the error answers it can give, with the error schema. `.ci/fuzz` checks the answers
+//! themselves against the document.
 //!
 //! "Routed" means the answer does not come from the router's fallbacks (neither a 404 whose
 //! `error` is "route not found" nor a 405) and is not a 5xx. Whether each handler is right is
@@ -323,4 +325,89 @@ fn first_difference(expected: &Value, actual: &Value, at: &str) -> Option<String
         _ if expected == actual => None,
         _ => Some(format!("{at}: snapshot {expected}, served {actual}")),
     }
+}
+
+/// A response of an operation, with a `$ref` to `components.responses` resolved.
+fn resolve<'a>(document: &'a Value, response: &'a Value) -> &'a Value {
+    match response["$ref"].as_str() {
+        Some(reference) => {
+            let name = reference
+                .strip_prefix("#/components/responses/")
+                .unwrap_or_else(|| panic!("a response reference outside components.responses: {reference}"));
+            &document["components"]["responses"][name]
+        }
+        None => response,
+    }
+}
+
+/// Every error an operation lists has the error schema, and the errors PRODUCT.md §2 says any
+/// operation of its kind can answer are listed: 401, 429 and 503 (both with `Retry-After`)
+/// where it takes credentials (the rate limits; the credentials are checked in the database),
+/// 404 where its path has a parameter, 400, 408, 413 and 415 where it takes a JSON body, 400
+/// where it takes query parameters. No operation lists a 5xx but the database's 503.
+#[tokio::test]
+async fn every_operation_lists_the_errors_it_can_answer_with_the_error_schema() {
+    let server = Server::start().await;
+    let document = served_document(&server).await;
+    let mut failures = Vec::new();
+    for (template, item) in paths(&document) {
+        for method in METHODS {
+            let Some(operation) = item.get(method) else {
+                continue;
+            };
+            let responses = operation["responses"].as_object().expect("responses");
+            let secured = operation["security"].as_array().is_some_and(|s| !s.is_empty());
+            let json_body = operation["requestBody"]["content"]
+                .get("application/json")
+                .is_some();
+            let query = operation["parameters"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+            let mut expected = Vec::new();
+            if secured {
+                expected.extend(["401", "429", "503"]);
+            }
+            if template.contains('{') {
+                expected.push("404");
+            }
+            if json_body {
+                expected.extend(["400", "408", "413", "415"]);
+            }
+            if query {
+                expected.push("400");
+            }
+            for status in expected {
+                if !responses.contains_key(status) {
+                    failures.push(format!("{method} {template}: no {status}"));
+                }
+            }
+            for (status, response) in responses {
+                let code: u16 = status.parse().expect("a status code");
+                let response = resolve(&document, response);
+                if code >= 500 && !(code == 503 && secured) && template != "/readyz" {
+                    failures.push(format!("{method} {template}: documents {status}"));
+                }
+                if code < 400 || template == "/readyz" {
+                    continue;
+                }
+                let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                if schema != "#/components/schemas/ErrorSchema" {
+                    failures.push(format!(
+                        "{method} {template}: {status} is not the error schema: {response}"
+                    ));
+                }
+                let retry_after = response["headers"].get("Retry-After").is_some();
+                if (code == 429 || code == 503) != retry_after {
+                    failures.push(format!(
+                        "{method} {template}: {status} and Retry-After: {response}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "operations whose errors are not documented as they are answered:\n{}",
+        failures.join("\n")
+    );
 }

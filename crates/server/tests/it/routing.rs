@@ -1,5 +1,6 @@
 //! The router's own answers: an unknown path is a JSON 404 (`"route not found"`), a known path
-//! with a method it does not serve is a JSON 405, both with `api_id` like every answer.
+//! with a method it does not serve is a JSON 405, both with `api_id` like every answer; a path
+//! id that is no text at all is a JSON 404.
 //! Alias spellings of known paths are exercised with their resources.
 
 use reqwest::Method;
@@ -52,5 +53,37 @@ async fn a_wrong_method_answers_a_json_405() {
         let answer = send(server.authed(&account, method.clone(), &path)).await;
         assert_eq!(answer.status, 405, "{method} {path}: {}", answer.json);
         assert_eq!(answer.json["code"], "method_not_allowed", "{method} {path}");
+    }
+}
+
+/// A path parameter that is not UTF-8 once percent-decoded is an id no object has: the JSON 404
+/// in the error shape, on the operator's routes too (they answered axum's plain-text 400).
+#[tokio::test]
+async fn a_path_id_that_is_not_utf8_answers_a_json_404() {
+    let server = Server::start().await;
+    let account = server.admin_create_account("routing").await;
+    let operator = [
+        (Method::POST, "/api/v1/admin/accounts/%FF/rotate-token".to_owned()),
+        (Method::POST, "/api/v1/switch/calls/%FF%FE/events".to_owned()),
+    ];
+    for (method, path) in operator {
+        let request = server
+            .operator(method.clone(), &path)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(r#"{"event":"Ring"}"#);
+        let answer = send(request).await;
+        assert_eq!(answer.status, 404, "{method} {path}: {}", answer.json);
+        assert_eq!(answer.json["code"], "not_found", "{method} {path}");
+    }
+    for (method, suffix) in [
+        (Method::GET, "/applications/%FF"),
+        (Method::DELETE, "/trunks/%C3%28"),
+        (Method::GET, "/calls/%FF/callbacks"),
+        (Method::DELETE, "/signing-secrets/%FF"),
+    ] {
+        let path = account.path(suffix);
+        let answer = send(server.authed(&account, method.clone(), &path)).await;
+        assert_eq!(answer.status, 404, "{method} {path}: {}", answer.json);
+        assert_eq!(answer.json["code"], "not_found", "{method} {path}");
     }
 }
