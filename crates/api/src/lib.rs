@@ -79,13 +79,14 @@ pub struct TestOutcome {
 #[async_trait::async_trait]
 pub trait CallbackTester: Send + Sync {
     /// # Errors
-    /// A message when the test could not be sent at all (not when the endpoint failed).
+    /// When the test could not be built at all (the keys could not be read), not when the
+    /// endpoint failed: a database that is away is a 503 like anywhere else.
     async fn send_test(
         &self,
         account: &domain::Account,
         level: domain::Level,
         target: &domain::Target,
-    ) -> Result<TestOutcome, String>;
+    ) -> Result<TestOutcome, store::StoreError>;
 }
 
 /// A `Notify` that tells no one (tests of the API alone).

@@ -240,12 +240,8 @@ impl CallbackTester for Tester {
         account: &domain::Account,
         level: domain::Level,
         target: &domain::Target,
-    ) -> Result<TestOutcome, String> {
-        let result = self
-            .0
-            .send_test(account, level, target)
-            .await
-            .map_err(|e| e.to_string())?;
+    ) -> Result<TestOutcome, store::StoreError> {
+        let result = self.0.send_test(account, level, target).await?;
         Ok(TestOutcome {
             delivered: result.delivered,
             status_code: result.status_code,

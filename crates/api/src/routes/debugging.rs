@@ -208,11 +208,7 @@ async fn send_test(
         ))
     })?;
     let target = Target { url, method };
-    let outcome = state
-        .tester
-        .send_test(account, level, &target)
-        .await
-        .map_err(|why| ApiError::Internal(why.into()))?;
+    let outcome = state.tester.send_test(account, level, &target).await?;
     Ok(Reply::ok(TestCallbackOut {
         level: level.as_str().to_owned(),
         url: target.url.into_string(),
