@@ -87,7 +87,8 @@ pub fn backoff(policy: &RetryPolicy, retry: u32, sample: f64) -> Duration {
     let exponent = retry.saturating_sub(1).min(30);
     let nominal = policy.base.saturating_mul(1u32 << exponent);
     let factor = 1.0 + policy.jitter * sample.clamp(-1.0, 1.0);
-    nominal.mul_f64(factor.max(0.0))
+    // Saturating: `mul_f64` panics past `Duration::MAX`, which an absurd base reaches.
+    Duration::try_from_secs_f64(nominal.as_secs_f64() * factor.max(0.0)).unwrap_or(Duration::MAX)
 }
 
 #[cfg(test)]
@@ -100,6 +101,15 @@ mod tests {
         jitter: 0.2,
         retry_after_cap: Duration::from_secs(60),
     };
+
+    #[test]
+    fn an_absurd_base_saturates_instead_of_panicking() {
+        let policy = RetryPolicy {
+            base: Duration::from_millis(u64::MAX / 1000),
+            ..POLICY
+        };
+        assert_eq!(backoff(&policy, 31, 1.0), Duration::MAX);
+    }
 
     fn failure() -> AttemptOutcome {
         AttemptOutcome::Failure { retry_after: None }
