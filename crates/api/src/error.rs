@@ -167,7 +167,9 @@ impl IntoResponse for ApiError {
         let retry_after = match &self {
             ApiError::Unavailable(_) => Some(1),
             // Whole seconds (RFC 9110), rounded up so a client that waits them passes.
-            ApiError::RateLimited(_, _, wait) => Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)),
+            ApiError::RateLimited(_, _, wait) => {
+                Some(wait.as_secs().saturating_add(u64::from(wait.subsec_nanos() > 0)))
+            }
             _ => None,
         };
         if let Some(seconds) = retry_after {

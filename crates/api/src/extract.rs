@@ -15,6 +15,7 @@ use store::{Authentication, Page};
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
+use crate::middleware::BodyTimedOut;
 use crate::ratelimit::Limiter;
 use crate::AppState;
 
@@ -61,6 +62,13 @@ impl<S: Send + Sync> FromRequest<S> for NoFields {
 
 /// A body that could not be read: too large (413), or cut off.
 fn body_rejection(rejection: axum::extract::rejection::BytesRejection) -> ApiError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&rejection);
+    while let Some(error) = cause {
+        if let Some(timed_out) = error.downcast_ref::<BodyTimedOut>() {
+            return ApiError::BodyTimeout(timed_out.0);
+        }
+        cause = error.source();
+    }
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge
     } else {

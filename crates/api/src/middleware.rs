@@ -4,57 +4,89 @@
 //! Aliases are rewritten to the primary path here, in one place, so the router and the
 //! OpenAPI document only know the primary spelling (PRODUCT.md §2 path table).
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Uri};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Router;
-use http_body_util::BodyExt;
 
-use crate::error::{ApiError, API_ID};
-use crate::MAX_BODY_BYTES;
+use crate::error::API_ID;
 
 /// Wraps the router so that rewriting happens before route matching, and (with a deadline) so
-/// that every body has arrived before a handler runs.
+/// that a request's body must arrive within it.
 pub fn wrap(inner: Router, body_deadline: Option<Duration>) -> Router {
     let outer = Router::new().fallback_service(inner);
     let outer = match body_deadline {
-        Some(deadline) => outer.layer(axum::middleware::from_fn_with_state(deadline, read_body_within)),
+        Some(deadline) => outer.layer(axum::middleware::from_fn_with_state(deadline, body_within)),
         None => outer,
     };
     outer.layer(axum::middleware::from_fn(rewrite_and_tag))
 }
 
-/// A client that sends its body slower than `deadline` (slow loris) gets a 408 and its
-/// connection back, instead of holding a handler — and a database transaction — open.
-async fn read_body_within(State(deadline): State<Duration>, request: Request, next: Next) -> Response {
+/// Gives the body a deadline from the request's arrival. The body is still read by the
+/// handler's extractor — after authentication, so no one can make the server buffer bodies
+/// without credentials —, and a client that sends it slower (slow loris) gets a 408 there.
+async fn body_within(State(deadline): State<Duration>, request: Request, next: Next) -> Response {
     if http_body::Body::is_end_stream(request.body()) {
         return next.run(request).await;
     }
-    let (parts, body) = request.into_parts();
-    match tokio::time::timeout(deadline, collect(body)).await {
-        Err(_elapsed) => ApiError::BodyTimeout(deadline).into_response(),
-        Ok(Err(error)) => error.into_response(),
-        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+    next.run(request.map(|body| Body::new(Deadlined::new(body, deadline))))
+        .await
+}
+
+/// Why a body read failed: its deadline passed. The extractors find it in the error's chain.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {0:?}")]
+pub(crate) struct BodyTimedOut(pub(crate) Duration);
+
+/// A body that fails with [`BodyTimedOut`] once its deadline has passed.
+struct Deadlined {
+    inner: Body,
+    deadline: Duration,
+    clock: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Deadlined {
+    fn new(inner: Body, deadline: Duration) -> Deadlined {
+        Deadlined {
+            inner,
+            deadline,
+            clock: Box::pin(tokio::time::sleep(deadline)),
+        }
     }
 }
 
-/// The whole body, refused (413) as soon as it passes [`MAX_BODY_BYTES`].
-async fn collect(mut body: Body) -> Result<Bytes, ApiError> {
-    let mut collected = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ApiError::MalformedBody(format!("the body could not be read: {e}")))?;
-        if let Ok(data) = frame.into_data() {
-            if collected.len() + data.len() > MAX_BODY_BYTES {
-                return Err(ApiError::PayloadTooLarge);
-            }
-            collected.extend_from_slice(&data);
+impl http_body::Body for Deadlined {
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::BoxError>>> {
+        let this = self.get_mut();
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
+        }
+        match this.clock.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimedOut(this.deadline))))),
+            Poll::Pending => Poll::Pending,
         }
     }
-    Ok(Bytes::from(collected))
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 async fn rewrite_and_tag(mut request: Request, next: Next) -> Response {

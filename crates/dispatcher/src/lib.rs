@@ -42,6 +42,10 @@ use targets::{Slot, Targets};
 
 /// Most attempts written in one transaction by the recorder (group commit).
 const RECORD_BATCH: usize = 256;
+/// How long after its claim a delivery's keys version is still taken as current; one that
+/// waited longer (for its host) reads the keys again. Reading them for every attempt would put
+/// a query and a decryption on each; this bounds a key change's delay to this much.
+const KEYS_VERSION_FRESH_FOR: Duration = Duration::from_millis(100);
 /// Claim sizes adapt between these: large while claims come back full, small while most of a
 /// claim would only be deferred (one saturated host).
 const MIN_CLAIM: usize = 16;
@@ -307,7 +311,12 @@ impl Dispatcher {
                 return true;
             }
         };
-        let keys = match self.keys(&delivery.auth_id, Some(delivery.keys_version)).await {
+        let claimed_at = lease_until - delta(self.inner.config.lease);
+        // The claim read the account's keys version; a delivery that then waited reads the keys
+        // again, so a secret deleted while it waited does not sign it.
+        let version =
+            (clock::now() - claimed_at < delta(KEYS_VERSION_FRESH_FOR)).then_some(delivery.keys_version);
+        let keys = match self.keys(&delivery.auth_id, version).await {
             Ok(keys) => keys,
             Err(error) => {
                 tracing::error!(%error, event_id = %delivery.event_id, "loading signing keys failed; retrying later");
@@ -320,7 +329,6 @@ impl Dispatcher {
                 return true;
             }
         };
-        let claimed_at = lease_until - delta(self.inner.config.lease);
         if !self.inner.store.may_send(claimed_at, self.inner.sender.timeout()) {
             // Another node may hold it now (this one may have been judged dead): not sent here;
             // put back, if it is still this node's.

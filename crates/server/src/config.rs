@@ -220,11 +220,12 @@ impl std::fmt::Debug for Config {
 fn rate(limit: Option<f64>, burst: Option<f64>, name: &str) -> anyhow::Result<api::Rate> {
     let limit = limit.ok_or_else(|| anyhow::anyhow!("setting {name}_limit has no value"))?;
     let burst = burst.ok_or_else(|| anyhow::anyhow!("setting {name}_burst has no value"))?;
-    if !limit.is_finite() || limit < 0.0 {
-        bail!("{name}_limit must be a number of requests per second, 0 or more (0 = no limit)");
-    }
     if limit == 0.0 {
         return Ok(api::Rate::OFF);
+    }
+    // Below one request a day a limit is a mistake, and its waits would not fit a Duration.
+    if !limit.is_finite() || limit < 1.0 / 86_400.0 {
+        bail!("{name}_limit must be 0 (no limit) or a number of requests per second of at least 1/86400");
     }
     if !burst.is_finite() || burst < 1.0 {
         bail!("{name}_burst must be at least 1 when {name}_limit is set");

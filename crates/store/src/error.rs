@@ -47,9 +47,8 @@ impl From<rusqlite::Error> for StoreError {
             rusqlite::Error::SqliteFailure(failure, _) => match failure.code {
                 ErrorCode::DiskFull => Some("the database's disk is full"),
                 ErrorCode::ReadOnly => Some("the database file or its directory is read-only"),
-                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
-                    Some("another process holds the database's lock")
-                }
+                // Only BUSY: LOCKED is a conflict inside this process's own connection (a bug).
+                ErrorCode::DatabaseBusy => Some("another process holds the database's lock"),
                 ErrorCode::SystemIoFailure => Some("the database's disk failed to read or write"),
                 ErrorCode::CannotOpen => Some("the database file cannot be opened"),
                 _ => None,

@@ -97,6 +97,24 @@ async fn a_body_slower_than_its_deadline_is_answered_408_and_nothing_is_written(
 }
 
 #[tokio::test]
+async fn a_body_is_not_waited_for_or_buffered_before_the_credentials_are_checked() {
+    let server = Server::start_with(&["--body-read-timeout-ms", "5000"]).await;
+    let mut stream = connect(&server).await;
+    // A body of 1 MiB announced, none sent, and credentials that do not exist.
+    let head = "POST /api/v1/account/MA_NOPE0000/calls HTTP/1.1\r\nHost: hookline\r\n\
+                X-Auth-ID: MA_NOPE0000\r\nX-Auth-Token: wrong\r\nContent-Type: application/json\r\n\
+                Content-Length: 1048576\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.expect("writing");
+    let mut chunk = [0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(4), stream.read(&mut chunk))
+        .await
+        .expect("answered before the body deadline, without the body")
+        .expect("reading");
+    let answer = String::from_utf8_lossy(&chunk[..n]);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+}
+
+#[tokio::test]
 async fn connections_over_the_cap_wait_in_the_backlog_until_one_closes() {
     let server = Server::start_with(&["--max-connections", "2"]).await;
     let request = b"GET /healthz HTTP/1.1\r\nHost: hookline\r\n\r\n";
@@ -134,6 +152,30 @@ async fn connections_over_the_cap_wait_in_the_backlog_until_one_closes() {
         "{}",
         String::from_utf8_lossy(&chunk[..n])
     );
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_its_answers_loses_its_connection() {
+    let server = Server::start_with(&["--max-connections", "1", "--header-read-timeout-ms", "500"]).await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_recv_buffer_size(4096).expect("a small receive buffer");
+    let address = server
+        .base_url()
+        .trim_start_matches("http://")
+        .parse()
+        .expect("an address");
+    let mut reader = socket.connect(address).await.expect("connecting");
+    // Far more answer than the socket buffers hold, asked for at once and never read.
+    let request = "GET /api/v1/openapi.json HTTP/1.1\r\nHost: hookline\r\n\r\n".repeat(300);
+    reader.write_all(request.as_bytes()).await.expect("writing");
+    // It holds the only connection; the next client is served once the server gave up on it.
+    let mut next = connect(&server).await;
+    next.write_all(b"GET /healthz HTTP/1.1\r\nHost: hookline\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("writing");
+    let answer = read_until_closed(&mut next).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:.200}");
+    drop(reader);
 }
 
 #[tokio::test]

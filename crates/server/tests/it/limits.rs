@@ -31,7 +31,7 @@ async fn limited(request: RequestBuilder) -> Option<Duration> {
         "{body}"
     );
     assert!(body["details"].is_object(), "{body}");
-    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    assert!((1..=20).contains(&retry_after), "{retry_after}");
     Some(Duration::from_secs(retry_after))
 }
 
@@ -69,7 +69,8 @@ async fn make_call_has_its_own_limit_and_a_refused_call_is_not_placed() {
     let args: Vec<&str> = FAST
         .iter()
         .copied()
-        .chain(["--call-rate-limit", "0.5", "--call-rate-burst", "2"])
+        // Slow enough that no token comes back while the test runs on a loaded machine.
+        .chain(["--call-rate-limit", "0.05", "--call-rate-burst", "2"])
         .collect();
     let server = Server::start_with(&args).await;
     let account = server.admin_create_account("caller").await;
@@ -98,7 +99,7 @@ async fn make_call_has_its_own_limit_and_a_refused_call_is_not_placed() {
 async fn the_operator_limit_is_its_own_and_every_event_it_accepted_is_kept() {
     let server = Server::start_with(&[
         "--operator-rate-limit",
-        "0.5",
+        "0.05",
         "--operator-rate-burst",
         "5",
         "--api-rate-limit",
