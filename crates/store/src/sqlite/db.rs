@@ -36,6 +36,9 @@ const MAX_READERS: usize = 8;
 /// How long a statement waits for a lock another process holds before it fails (and the API
 /// answers 503), unless the URL's `busy_timeout_ms` says otherwise.
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// After a write found the database locked by another process, how long new writes fail at
+/// once before one waits for the lock again.
+const REFUSE_AFTER_BUSY: Duration = Duration::from_secs(1);
 /// A pause this long between jobs is used for a checkpoint…
 const CHECKPOINT_WHEN_IDLE_FOR: Duration = Duration::from_millis(2);
 /// …once this long has passed since the last one…
@@ -263,6 +266,9 @@ fn write_loop(
     };
     let mut last_checkpoint = Instant::now();
     let mut written = false;
+    // While another process holds the lock, writes fail at once instead of each batch waiting
+    // out the busy timeout again (the queue, and every caller's wait, would grow without bound).
+    let mut refusing_until: Option<Instant> = None;
     loop {
         let wait = if written {
             CHECKPOINT_EVERY
@@ -292,7 +298,13 @@ fn write_loop(
                 Err(_) => break,
             }
         }
-        run_batch(&conn, batch);
+        if refusing_until.is_some_and(|until| Instant::now() < until) {
+            fail_all(batch.into_iter().map(|job| job(None).1), &busy());
+            continue;
+        }
+        refusing_until = run_batch(&conn, batch)
+            .is_err_and(|error| error.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy))
+            .then(|| Instant::now() + REFUSE_AFTER_BUSY);
         written = true;
         // Full means the checkpointer has a wake-up pending already.
         let _ = wrote.try_send(());
@@ -331,7 +343,8 @@ fn checkpoint(conn: &Connection) -> bool {
     }
 }
 
-fn run_batch(conn: &Connection, batch: Vec<Job>) {
+/// Runs the batch in one transaction; `Err` when the transaction could not even begin.
+fn run_batch(conn: &Connection, batch: Vec<Job>) -> Result<(), rusqlite::Error> {
     if !conn.is_autocommit() {
         // A failed ROLLBACK left a transaction open: end it, or no write could start again.
         let _ = sql(conn, "ROLLBACK");
@@ -339,7 +352,7 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
     if let Err(error) = sql(conn, "BEGIN IMMEDIATE") {
         tracing::error!(%error, "starting a write transaction failed");
         fail_all(batch.into_iter().map(|job| job(None).1), &error);
-        return;
+        return Err(error);
     }
     // A job alone in its transaction needs no savepoint: the transaction is its savepoint.
     let alone = batch.len() == 1;
@@ -361,7 +374,7 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
                     tracing::error!(%error, "rolling back a failed write failed");
                 }
                 reply(Ok(()));
-                return;
+                return Ok(());
             }
             replies.push(reply);
             continue;
@@ -377,7 +390,7 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
             tracing::error!(%error, "ending a savepoint failed; the batch is rolled back");
             let _ = sql(conn, "ROLLBACK");
             fail_all(replies.into_iter().chain(jobs.map(|job| job(None).1)), &error);
-            return;
+            return Ok(());
         }
     }
     let committed = sql(conn, "COMMIT");
@@ -387,6 +400,7 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
     for reply in replies {
         reply(committed.as_ref().copied());
     }
+    Ok(())
 }
 
 fn fail_all(replies: impl IntoIterator<Item = Reply>, error: &rusqlite::Error) {
@@ -439,6 +453,14 @@ fn copy_error(error: &rusqlite::Error) -> rusqlite::Error {
             Some(other.to_string()),
         ),
     }
+}
+
+/// The error of a write refused while another process holds the lock.
+fn busy() -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+        Some("another process holds the database's lock".to_owned()),
+    )
 }
 
 fn writer_gone() -> StoreError {
