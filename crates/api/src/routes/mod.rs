@@ -202,7 +202,9 @@ impl utoipa::Modify for ErrorResponses {
                     .build();
                 response = response.header("Retry-After", header);
             }
-            components.responses.insert(name.to_owned(), RefOr::T(response.build()));
+            components
+                .responses
+                .insert(name.to_owned(), RefOr::T(response.build()));
         }
 
         for (path, item) in &mut openapi.paths.paths {

@@ -30,4 +30,5 @@ mod shapes;
 mod switch;
 mod tools;
 mod trunks;
+mod ui;
 mod validation;
