@@ -12,7 +12,7 @@ use crate::receiver::{Receiver, Reply, Script};
 
 /// A fast server: two attempts per callback 20 ms apart, and breakers that never pause the
 /// receiver (so a redelivery goes out at once once it is healthy).
-async fn start_server() -> Server {
+pub async fn start_server() -> Server {
     Server::start_with(&[
         "--dev",
         "--retry-base-ms",
@@ -33,7 +33,7 @@ async fn start_server() -> Server {
     .await
 }
 
-async fn make_call(server: &Server, account: &Account, body: &Value) -> String {
+pub async fn make_call(server: &Server, account: &Account, body: &Value) -> String {
     let answer = send(
         server
             .authed(account, Method::POST, &account.path("/calls/"))

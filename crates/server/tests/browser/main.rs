@@ -15,4 +15,5 @@ mod fixture;
 mod receiver;
 
 mod browser;
+mod configuration;
 mod dashboard;
