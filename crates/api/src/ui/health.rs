@@ -191,6 +191,7 @@ fn breaker_text(breaker: Option<&HostBreaker>, now: DateTime<Utc>) -> (String, &
     };
     match breaker.state {
         BreakerState::Closed => (paused, "closed"),
+        BreakerState::Failing(1) => (format!("1 failure{paused}"), "failing"),
         BreakerState::Failing(n) => (format!("{n} failures in a row{paused}"), "failing"),
         BreakerState::Open(until) => (format!("for {} more{paused}", age(until - now)), "open"),
         BreakerState::HalfOpen => (format!("one probe decides{paused}"), "half-open"),

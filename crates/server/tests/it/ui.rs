@@ -318,3 +318,130 @@ async fn another_accounts_ids_answer_not_found_never_forbidden() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_sub_account_sees_only_its_own_calls() {
+    let server = Server::start_with(&["--dev"]).await;
+    let parent = server.admin_create_account("ui-parent").await;
+    let child = server.admin_create_sub_account("ui-child", &parent).await;
+    let parents_call = make_call(&server, &parent).await;
+    let childs_call = make_call(&server, &child).await;
+    let mut visitor = Visitor::new(&server);
+    visitor.sign_in(&child).await;
+    let (status, page) = visitor.get("/ui/calls").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains(&childs_call) && !page.contains(&parents_call),
+        "{page}"
+    );
+    let (status, _) = visitor.get(&format!("/ui/calls/{parents_call}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_refused_account_default_shows_the_apis_message_and_saves_nothing() {
+    let server = Server::start().await;
+    let account = server.admin_create_account("ui-refused").await;
+    let bad = "http://127.0.0.1/not-https";
+    let api = send(
+        server
+            .authed(&account, Method::POST, &account.path(""))
+            .json(&json!({ "default_callback_url": bad })),
+    )
+    .await
+    .expect_error(400, "invalid_field");
+    let message = api["default_callback_url"].as_str().expect("a message");
+    let mut visitor = Visitor::new(&server);
+    let csrf = visitor.sign_in(&account).await;
+    let response = visitor
+        .post(
+            "/ui/config/account",
+            &[
+                ("csrf", csrf.as_str()),
+                ("name", "ui-refused"),
+                ("timezone", "Mars/Olympus"),
+                ("default_callback_url", bad),
+                ("default_callback_method", "POST"),
+                ("default_callback_events", "Ring, Rung"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let page = response.text().await.expect("body");
+    // maud escapes the text as HTML; the API's message has no characters it changes here.
+    assert!(page.contains(message), "{message} in the page");
+    for field in ["default_callback_url", "timezone", "default_callback_events"] {
+        assert!(
+            page.contains(&format!("id=\"f-{field}-error\"")),
+            "{field} is marked"
+        );
+    }
+    let stored = server.get(&account, &account.path("")).await.expect(200);
+    assert_eq!(stored["default_callback_url"], serde_json::Value::Null);
+    assert_eq!(stored["timezone"], "UTC");
+}
+
+#[tokio::test]
+async fn endpoint_health_shows_the_breaker_of_a_failing_endpoint() {
+    let receiver = crate::receiver::Receiver::start().await;
+    receiver.on(
+        "/down",
+        crate::receiver::Script::always(crate::receiver::Reply::status(503)),
+    );
+    let server = Server::start_with(&[
+        "--dev",
+        "--retry-base-ms",
+        "10",
+        "--retry-max",
+        "3",
+        "--retry-jitter",
+        "0",
+        "--breaker-threshold",
+        "2",
+        "--breaker-pause-ms",
+        "60000",
+        "--sim-ring-ms",
+        "20",
+        "--sim-talk-ms",
+        "40",
+    ])
+    .await;
+    let account = server.admin_create_account("ui-health").await;
+    send(
+        server
+            .authed(&account, Method::POST, &account.path("/calls/"))
+            .json(
+                &json!({ "from": "+14155551234", "to": "+14155550100", "status_url": receiver.url("/down") }),
+            ),
+    )
+    .await
+    .expect(201);
+    receiver.wait_for("/down", 2, Duration::from_secs(15)).await;
+    let mut visitor = Visitor::new(&server);
+    visitor.sign_in(&account).await;
+    let origin = receiver.url("").trim_end_matches('/').to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, page) = visitor.get("/ui/health").await;
+        assert_eq!(status, StatusCode::OK);
+        let row = page
+            .split(&format!("data-host=\"{origin}\""))
+            .nth(1)
+            .map(|rest| rest.split("</tr>").next().unwrap_or_default().to_owned());
+        // One failing path pauses that path (its endpoint breaker), not the host.
+        if let Some(row) = row.filter(|row| row.contains("1 path paused")) {
+            assert!(row.contains("0.0 %"), "every attempt failed: {row}");
+            let depth = page.split("id=\"queue-depth\">").nth(1).expect("queue depth");
+            assert!(
+                !depth.starts_with('0'),
+                "the paused callbacks are pending: {depth:.20}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no paused path for {origin}: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
