@@ -188,7 +188,8 @@ fn row(callback: &CallbackOut) -> Markup {
             }
             td {
                 @if matches!(callback.status.as_str(), "failed" | "delivered") {
-                    button.small type="submit" name="one" value=(callback.event_id) { "Redeliver" }
+                    button.small type="submit" name="one" value=(callback.event_id)
+                        aria-label={"Redeliver " (callback.event) " of call " (callback.call_uuid)} { "Redeliver" }
                 }
             }
         }

@@ -197,7 +197,7 @@ async fn render_overview(
                                 td { (events(&app.callback_events)) }
                                 td.actions {
                                     a href={"/ui/config/applications/" (app.app_id)} aria-label={"Edit " (app.name)} { "Edit" }
-                                    (test_button(session, "application", &app.app_id, "Send test"))
+                                    (test_button(session, "application", &app.app_id, &format!("Send test to {}", app.name)))
                                 }
                             }
                         }
@@ -221,7 +221,7 @@ async fn render_overview(
                                 td { (trunk.trunk_direction) " / " (trunk.trunk_status) }
                                 td.actions {
                                     a href={"/ui/config/trunks/" (trunk.trunk_id)} aria-label={"Edit " (trunk.name)} { "Edit" }
-                                    (test_button(session, "trunk", &trunk.trunk_id, "Send test"))
+                                    (test_button(session, "trunk", &trunk.trunk_id, &format!("Send test to {}", trunk.name)))
                                 }
                             }
                         }

@@ -183,14 +183,59 @@ impl Browser {
             "Sign in · Hookline",
             "an unsigned visit lands on the sign-in page"
         );
+        self.screenshot("sign-in").await;
         self.fill("#auth_id", auth_id).await;
         self.fill("#auth_token", auth_token).await;
-        self.click("form.card button[type=submit]").await;
+        // Submitted from the keyboard (Enter in the token field), as many people do.
+        self.find("#auth_token")
+            .await
+            .send_keys("\u{E007}")
+            .await
+            .expect("pressing Enter");
         self.find("nav[aria-label=Main]").await;
     }
 
-    /// Saves the page as `target/ui-screenshots/NAME.png`.
+    /// Checks the page's basic accessibility rules: a `lang`, a title, one `h1`, every visible
+    /// form control labelled (a `<label for>`, a wrapping label or `aria-label`), buttons as
+    /// real buttons with text.
+    pub async fn assert_accessible(&self) {
+        let problems = self
+            .client
+            .execute(
+                r#"
+                const problems = [];
+                if (!document.documentElement.lang) problems.push("no lang");
+                if (!document.title) problems.push("no title");
+                if (document.querySelectorAll("h1").length !== 1) problems.push("not one h1");
+                for (const el of document.querySelectorAll("input:not([type=hidden]), select, textarea")) {
+                  const labelled = (el.id && document.querySelector(`label[for="${el.id}"]`))
+                    || el.closest("label") || el.getAttribute("aria-label");
+                  if (!labelled) problems.push("unlabelled " + el.outerHTML);
+                }
+                for (const el of document.querySelectorAll("button")) {
+                  if (!el.textContent.trim() && !el.getAttribute("aria-label")) problems.push("empty button " + el.outerHTML);
+                }
+                for (const el of document.querySelectorAll("[onclick], a:not([href])")) problems.push("not a real control " + el.outerHTML);
+                return problems;
+                "#,
+                Vec::new(),
+            )
+            .await
+            .expect("running the accessibility check");
+        let url = self.client.current_url().await.map(|u| u.to_string());
+        assert_eq!(
+            problems,
+            serde_json::json!([]),
+            "accessibility problems on {url:?}"
+        );
+    }
+
+    /// Saves the page as `target/ui-screenshots/NAME.png`, after checking its accessibility
+    /// rules (`assert_accessible`): every main page that is screenshotted is checked.
     pub async fn screenshot(&self, name: &str) {
+        if !name.starts_with("failed") {
+            self.assert_accessible().await;
+        }
         let png = self.client.screenshot().await.expect("a screenshot");
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir).expect("creating the screenshot directory");
