@@ -64,6 +64,7 @@ pub fn routes() -> Router<AppState> {
             "/ui/secrets/{secret_id}/delete",
             get(secrets::confirm_delete).post(secrets::delete),
         )
+        .route("/ui/{*rest}", axum::routing::any(unknown_page))
         .layer(axum::middleware::map_response(security_headers))
 }
 
@@ -85,6 +86,11 @@ async fn security_headers(mut response: Response) -> Response {
         .entry(CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     response
+}
+
+/// An unknown address under `/ui/`: an HTML page, not the API's JSON 404.
+async fn unknown_page() -> PageError {
+    PageError::not_found()
 }
 
 async fn home(_session: Session) -> Redirect {

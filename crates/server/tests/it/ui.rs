@@ -308,6 +308,7 @@ async fn another_accounts_ids_answer_not_found_never_forbidden() {
     for path in [
         format!("/ui/calls/{their_call}"),
         "/ui/calls/not-a-uuid".to_owned(),
+        "/ui/no-such-page".to_owned(),
         format!("/ui/config/applications/{their_app}"),
     ] {
         let (status, body) = visitor.get(&path).await;
@@ -444,4 +445,73 @@ async fn endpoint_health_shows_the_breaker_of_a_failing_endpoint() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test]
+async fn a_trunk_is_edited_with_the_apis_rules_and_the_plan_names_a_refused_status_url() {
+    let server = Server::start().await;
+    let account = server.admin_create_account("ui-trunk").await;
+    let trunk = send(
+        server
+            .authed(&account, Method::POST, &account.path("/trunks"))
+            .json(&json!({ "name": "Sales trunk" })),
+    )
+    .await
+    .expect(201);
+    let trunk_id = trunk["trunk_id"].as_str().expect("trunk_id").to_owned();
+    let mut visitor = Visitor::new(&server);
+    let csrf = visitor.sign_in(&account).await;
+    let path = format!("/ui/config/trunks/{trunk_id}");
+    let form = |url: &'static str, events: &'static str| {
+        vec![
+            ("name", "Sales trunk"),
+            ("status_callback", url),
+            ("status_callback_method", "GET"),
+            ("status_callback_events", events),
+            ("trunk_direction", "outbound"),
+            ("trunk_status", "active"),
+            ("termination_uri", ""),
+            ("engine", "simulated"),
+            ("recording", "on"),
+        ]
+    };
+    let mut refused = form("https://localhost/hook", "Ring, call.failed");
+    refused.push(("csrf", &csrf));
+    let response = visitor.post(&path, &refused).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let page = response.text().await.expect("body");
+    assert!(page.contains("id=\"f-status_callback-error\""), "{page}");
+    let stored = server
+        .get(&account, &account.path(&format!("/trunks/{trunk_id}")))
+        .await
+        .expect(200);
+    assert_eq!(
+        stored["status_callback"],
+        serde_json::Value::Null,
+        "nothing saved"
+    );
+
+    let mut accepted = form("https://hooks.example.com/trunk", "Ring, call.failed");
+    accepted.push(("csrf", &csrf));
+    let response = visitor.post(&path, &accepted).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let stored = server
+        .get(&account, &account.path(&format!("/trunks/{trunk_id}")))
+        .await
+        .expect(200);
+    assert_eq!(stored["status_callback"], "https://hooks.example.com/trunk");
+    assert_eq!(stored["status_callback_method"], "GET");
+    assert_eq!(stored["status_callback_events"], json!(["Ring", "call.failed"]));
+    assert_eq!(stored["trunk_direction"], "outbound");
+    assert_eq!(stored["recording"], true);
+
+    // The plan refuses a bad status_url with the API's rule, next to the field.
+    let (status, page) = visitor
+        .get("/ui/config/plan?status_url=ftp%3A%2F%2Fexample.com")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("id=\"f-status_url-error\""), "{page}");
+    let (status, page) = visitor.get(&format!("/ui/config/plan?trunk_id={trunk_id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("https://hooks.example.com/trunk"), "{page}");
 }
