@@ -185,6 +185,7 @@ fn row(callback: &CallbackOut) -> Markup {
                     @if let Some(error) = &attempt.error { "(" (error) ")" }
                     " · " (attempt.latency_ms) " ms · " (callback.attempts.len()) " attempts"
                 } @else { "—" }
+                @if let Some(next) = &callback.next_attempt_at { br; "next: " (time(next)) }
             }
             td {
                 @if matches!(callback.status.as_str(), "failed" | "delivered") {
