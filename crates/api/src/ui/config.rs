@@ -1,13 +1,13 @@
-//! The Configuration pages: the account default (level 4), applications (level 2) and SIP
-//! trunks (level 3) with their callback URLs, methods and filters, editable; the callback plan
-//! ("where would each event go?"); a Send test button per level.
+//! The Configuration pages: the account default (level 4) editable, the applications (level 2)
+//! and SIP trunks (level 3) with their callback URLs, methods and filters (their edit pages are
+//! `edit.rs`); the callback plan ("where would each event go?"); a Send test button per level.
 //!
 //! A form becomes the JSON body the API takes (an empty optional field is `null`, a filter is
 //! split at commas) and goes through the same `update` functions as `POST/PUT …`, so a refused
 //! field shows the API's `details` message next to it. The plan and the tests are
 //! `routes::debugging::{plan, test_level}`.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
@@ -16,11 +16,11 @@ use store::Page;
 
 use crate::error::{ApiError, Details};
 use crate::extract::{from_value, query_pairs};
+use crate::routes::account;
 use crate::routes::account::AccountOut;
 use crate::routes::applications::ApplicationOut;
 use crate::routes::debugging::{plan, test_level, TestCallbackOut, TestLevel};
 use crate::routes::trunks::TrunkOut;
-use crate::routes::{account, applications, trunks};
 use crate::ui::page::{answer, badge, non_empty, select_field, shell, text_field, PageError, Section};
 use crate::ui::session::Posted;
 use crate::ui::{FormData, Session};
@@ -28,27 +28,27 @@ use crate::AppState;
 
 /// Applications and trunks listed at most (the JSON API pages through more).
 const LISTED: u32 = 100;
-const METHODS: [&str; 2] = ["POST", "GET"];
-const FILTER_HINT: &str = "Comma-separated events: CallInitiated, Ring, StartApp, Hangup, RecordStop \
+pub(super) const METHODS: [&str; 2] = ["POST", "GET"];
+pub(super) const FILTER_HINT: &str = "Comma-separated events: CallInitiated, Ring, StartApp, Hangup, RecordStop \
     (or call.initiated, call.ringing, call.answered, call.completed, call.failed, recording.completed). Empty = all events.";
 
 /// A form's values by field name, as shown in its inputs.
-type Values = Vec<(String, String)>;
+pub(super) type Values = Vec<(String, String)>;
 
-fn value<'a>(values: &'a Values, name: &str) -> &'a str {
+pub(super) fn value<'a>(values: &'a Values, name: &str) -> &'a str {
     values
         .iter()
         .find(|(k, _)| k == name)
         .map_or("", |(_, v)| v.as_str())
 }
 
-fn pairs(fields: &[(&str, String)]) -> Values {
+pub(super) fn pairs(fields: &[(&str, String)]) -> Values {
     fields.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
 }
 
 #[derive(serde::Deserialize)]
 pub struct Saved {
-    saved: Option<String>,
+    pub(super) saved: Option<String>,
 }
 
 /// `GET /ui/config`.
@@ -65,7 +65,7 @@ pub async fn overview(
 
 /// The form's text fields as a JSON object for the API: each named field, `""` as `null`
 /// where the field is optional, filters split into arrays.
-fn body(form: &FormData, text: &[&str], optional: &[&str], filters: &[&str]) -> Value {
+pub(super) fn body(form: &FormData, text: &[&str], optional: &[&str], filters: &[&str]) -> Value {
     let mut object = Map::new();
     for name in text {
         object.insert((*name).to_owned(), Value::String(form.text(name).to_owned()));
@@ -91,7 +91,7 @@ fn body(form: &FormData, text: &[&str], optional: &[&str], filters: &[&str]) -> 
     Value::Object(object)
 }
 
-fn form_values(form: &FormData, names: &[&str]) -> Values {
+pub(super) fn form_values(form: &FormData, names: &[&str]) -> Values {
     names
         .iter()
         .map(|name| ((*name).to_owned(), form.text(name).to_owned()))
@@ -249,7 +249,7 @@ fn events(filter: &[String]) -> Markup {
 }
 
 /// A Send test button: its own small form, so it works inside tables and without script.
-fn test_button(session: &Session, level: &str, id: &str, label: &str) -> Markup {
+pub(super) fn test_button(session: &Session, level: &str, id: &str, label: &str) -> Markup {
     html! {
         form.inline method="post" action="/ui/config/test" {
             input type="hidden" name="csrf" value=(session.csrf);
@@ -261,7 +261,7 @@ fn test_button(session: &Session, level: &str, id: &str, label: &str) -> Markup 
 }
 
 /// The summary above a refused form: every field and why, each linking to its input.
-fn error_summary(what: &str, errors: &Details) -> Markup {
+pub(super) fn error_summary(what: &str, errors: &Details) -> Markup {
     html! {
         @if !errors.is_empty() {
             div.notice.bad role="alert" id="form-errors" {
@@ -310,284 +310,6 @@ fn test_outcome(outcome: &TestCallbackOut) -> Markup {
             }
         }
     }
-}
-
-const APP_FIELDS: [&str; 9] = [
-    "name",
-    "callback_url",
-    "callback_method",
-    "fallback_callback_url",
-    "callback_events",
-    "answer_url",
-    "answer_method",
-    "hangup_url",
-    "hangup_method",
-];
-
-/// `GET /ui/config/applications/{app_id}`.
-pub async fn application_page(
-    State(state): State<AppState>,
-    session: Session,
-    Path(app_id): Path<String>,
-    Query(saved): Query<Saved>,
-) -> Result<Response, PageError> {
-    let id = applications::parse_id(&app_id).map_err(|_| PageError::not_found())?;
-    let app = state
-        .store
-        .application(&session.account.auth_id, &id)
-        .await?
-        .ok_or_else(PageError::not_found)?;
-    let out = ApplicationOut::from(app);
-    let values = pairs(&[
-        ("name", out.name.clone()),
-        ("callback_url", out.callback_url.clone().unwrap_or_default()),
-        ("callback_method", out.callback_method.clone()),
-        (
-            "fallback_callback_url",
-            out.fallback_callback_url.clone().unwrap_or_default(),
-        ),
-        ("callback_events", out.callback_events.join(", ")),
-        ("answer_url", out.answer_url.clone().unwrap_or_default()),
-        ("answer_method", out.answer_method.clone()),
-        ("hangup_url", out.hangup_url.clone().unwrap_or_default()),
-        ("hangup_method", out.hangup_method.clone()),
-    ]);
-    let notice = saved
-        .saved
-        .map(|_| html! { p.notice.good role="status" id="saved" { "Saved." } });
-    Ok(application_form(
-        &session,
-        &out.app_id,
-        &values,
-        &Details::new(),
-        notice,
-        StatusCode::OK,
-    ))
-}
-
-/// `POST /ui/config/applications/{app_id}`.
-pub async fn save_application(
-    State(state): State<AppState>,
-    Path(app_id): Path<String>,
-    posted: Posted,
-) -> Result<Response, PageError> {
-    let Posted { session, form } = posted;
-    let json = body(
-        &form,
-        &["name", "callback_method", "answer_method", "hangup_method"],
-        &[
-            "callback_url",
-            "fallback_callback_url",
-            "answer_url",
-            "hangup_url",
-        ],
-        &["callback_events"],
-    );
-    let result = match from_value::<applications::ApplicationIn>(json) {
-        Ok(input) => applications::update(&state, &session.account.auth_id, &app_id, input).await,
-        Err(error) => Err(error),
-    };
-    match result {
-        Ok(app) => {
-            Ok(Redirect::to(&format!("/ui/config/applications/{}?saved=1", app.app_id)).into_response())
-        }
-        Err(ApiError::Invalid(details)) => {
-            let values = form_values(&form, &APP_FIELDS);
-            Ok(application_form(
-                &session,
-                &app_id,
-                &values,
-                &details,
-                None,
-                StatusCode::BAD_REQUEST,
-            ))
-        }
-        Err(other) => Err(other.into()),
-    }
-}
-
-fn application_form(
-    session: &Session,
-    app_id: &str,
-    values: &Values,
-    errors: &Details,
-    notice: Option<Markup>,
-    status: StatusCode,
-) -> Response {
-    let field = |name: &str, label: &str, hint: Option<&str>| {
-        text_field(name, label, value(values, name), hint, errors)
-    };
-    let method = |name: &str| select_field(name, "Method", &METHODS, value(values, name), errors);
-    let body = html! {
-        (notice.unwrap_or_default())
-        p { a href="/ui/config" { "← Configuration" } " · application " code { (app_id) } }
-        (error_summary("The application", errors))
-        form.card method="post" action={"/ui/config/applications/" (app_id)} novalidate {
-            input type="hidden" name="csrf" value=(session.csrf);
-            (field("name", "Name", None))
-            fieldset { legend { "Status callback" }
-                (field("callback_url", "Callback URL", Some("Empty = no application callback (the trunk or account level applies).")))
-                (method("callback_method"))
-                (field("fallback_callback_url", "Fallback callback URL", Some("Receives an event after the callback URL exhausted its retries.")))
-                (field("callback_events", "Events", Some(FILTER_HINT)))
-            }
-            fieldset { legend { "Direct channels (unfiltered)" }
-                (field("answer_url", "Answer URL", None))
-                (method("answer_method"))
-                (field("hangup_url", "Hangup URL", None))
-                (method("hangup_method"))
-            }
-            div.actions { button type="submit" { "Save the application" } }
-        }
-        (test_button(session, "application", app_id, "Send test to this application"))
-    };
-    answer(
-        status,
-        shell("Edit application", Some(session), Section::Config, body),
-    )
-}
-
-const TRUNK_FIELDS: [&str; 9] = [
-    "name",
-    "status_callback",
-    "status_callback_method",
-    "status_callback_events",
-    "trunk_direction",
-    "trunk_status",
-    "termination_uri",
-    "recording",
-    "engine",
-];
-
-/// `GET /ui/config/trunks/{trunk_id}`.
-pub async fn trunk_page(
-    State(state): State<AppState>,
-    session: Session,
-    Path(trunk_id): Path<String>,
-    Query(saved): Query<Saved>,
-) -> Result<Response, PageError> {
-    let id = trunks::parse_id(&trunk_id).map_err(|_| PageError::not_found())?;
-    let trunk = state
-        .store
-        .trunk(&session.account.auth_id, &id)
-        .await?
-        .ok_or_else(PageError::not_found)?;
-    let out = TrunkOut::from(trunk);
-    let values = pairs(&[
-        ("name", out.name.clone()),
-        ("status_callback", out.status_callback.clone().unwrap_or_default()),
-        ("status_callback_method", out.status_callback_method.clone()),
-        ("status_callback_events", out.status_callback_events.join(", ")),
-        ("trunk_direction", out.trunk_direction.clone()),
-        ("trunk_status", out.trunk_status.clone()),
-        ("termination_uri", out.termination_uri.clone().unwrap_or_default()),
-        (
-            "recording",
-            if out.recording {
-                "on".to_owned()
-            } else {
-                String::new()
-            },
-        ),
-        ("engine", out.engine.clone()),
-    ]);
-    let notice = saved
-        .saved
-        .map(|_| html! { p.notice.good role="status" id="saved" { "Saved." } });
-    Ok(trunk_form(
-        &session,
-        &out.trunk_id,
-        &values,
-        &Details::new(),
-        notice,
-        StatusCode::OK,
-    ))
-}
-
-/// `POST /ui/config/trunks/{trunk_id}`.
-pub async fn save_trunk(
-    State(state): State<AppState>,
-    Path(trunk_id): Path<String>,
-    posted: Posted,
-) -> Result<Response, PageError> {
-    let Posted { session, form } = posted;
-    let mut json = body(
-        &form,
-        &[
-            "name",
-            "status_callback_method",
-            "trunk_direction",
-            "trunk_status",
-            "engine",
-        ],
-        &["status_callback", "termination_uri"],
-        &["status_callback_events"],
-    );
-    json["recording"] = Value::Bool(form.get("recording").is_some());
-    let result = match from_value::<trunks::TrunkIn>(json) {
-        Ok(input) => trunks::update(&state, &session.account.auth_id, &trunk_id, input).await,
-        Err(error) => Err(error),
-    };
-    match result {
-        Ok(trunk) => {
-            Ok(Redirect::to(&format!("/ui/config/trunks/{}?saved=1", trunk.trunk_id)).into_response())
-        }
-        Err(ApiError::Invalid(details)) => {
-            let values = form_values(&form, &TRUNK_FIELDS);
-            Ok(trunk_form(
-                &session,
-                &trunk_id,
-                &values,
-                &details,
-                None,
-                StatusCode::BAD_REQUEST,
-            ))
-        }
-        Err(other) => Err(other.into()),
-    }
-}
-
-fn trunk_form(
-    session: &Session,
-    trunk_id: &str,
-    values: &Values,
-    errors: &Details,
-    notice: Option<Markup>,
-    status: StatusCode,
-) -> Response {
-    let field = |name: &str, label: &str, hint: Option<&str>| {
-        text_field(name, label, value(values, name), hint, errors)
-    };
-    let choice = |name: &str, label: &str, choices: &[&str]| {
-        select_field(name, label, choices, value(values, name), errors)
-    };
-    let body = html! {
-        (notice.unwrap_or_default())
-        p { a href="/ui/config" { "← Configuration" } " · trunk " code { (trunk_id) } }
-        (error_summary("The trunk", errors))
-        form.card method="post" action={"/ui/config/trunks/" (trunk_id)} novalidate {
-            input type="hidden" name="csrf" value=(session.csrf);
-            (field("name", "Name", None))
-            fieldset { legend { "Status callback" }
-                (field("status_callback", "Status callback URL", Some("Empty = no trunk callback (the account level applies).")))
-                (choice("status_callback_method", "Method", &METHODS))
-                (field("status_callback_events", "Events", Some(FILTER_HINT)))
-            }
-            fieldset { legend { "Trunk" }
-                (choice("trunk_direction", "Direction", &["both", "outbound", "inbound"]))
-                (choice("trunk_status", "Status", &["active", "inactive"]))
-                (field("termination_uri", "Termination URI", Some("sip: URI where outbound calls go; empty = none.")))
-                (choice("engine", "Engine", &["simulated", "external"]))
-                div.field.check {
-                    input type="checkbox" id="f-recording" name="recording" checked[!value(values, "recording").is_empty()];
-                    label for="f-recording" { "Record calls on this trunk" }
-                }
-            }
-            div.actions { button type="submit" { "Save the trunk" } }
-        }
-        (test_button(session, "trunk", trunk_id, "Send test to this trunk"))
-    };
-    answer(status, shell("Edit trunk", Some(session), Section::Config, body))
 }
 
 /// `GET /ui/config/plan?app_id=&trunk_id=&status_url=&status_method=`.

@@ -7,11 +7,13 @@
 //! message the API would put in `details`. Pages work without JavaScript; `assets/app.js` only
 //! adds "copy" and "select all". Sessions and CSRF are in `session.rs`.
 //!
-//! Layout: `page.rs` (the page shell, error pages, shared formatting), one module per section.
+//! Layout: `page.rs` (the page shell, error pages, shared formatting), one module per section
+//! (`calls`, `callbacks`, `config` + `edit`, `health`, `secrets`), `session.rs`.
 
 mod callbacks;
 mod calls;
 mod config;
+mod edit;
 mod health;
 mod page;
 mod secrets;
@@ -50,11 +52,11 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/config/account", post(config::save_account))
         .route(
             "/ui/config/applications/{app_id}",
-            get(config::application_page).post(config::save_application),
+            get(edit::application_page).post(edit::save_application),
         )
         .route(
             "/ui/config/trunks/{trunk_id}",
-            get(config::trunk_page).post(config::save_trunk),
+            get(edit::trunk_page).post(edit::save_trunk),
         )
         .route("/ui/config/plan", get(config::plan_page))
         .route("/ui/config/test", post(config::send_test))
