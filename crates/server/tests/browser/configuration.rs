@@ -100,7 +100,8 @@ async fn an_application_with_a_bad_url_shows_the_fields_error_and_send_test_show
 
     // No account default yet: its test says why nothing was sent.
     browser.click("button[data-test=account]").await;
-    let outcome = browser.text("#test-result").await;
+    // A `p`, where the previous page's outcome was a `div`: this waits for the new page.
+    let outcome = browser.text("p#test-result").await;
     assert!(outcome.contains("No test sent"), "{outcome}");
 
     // The plan for this application: its filter lets Ring and Hangup through.
