@@ -11,6 +11,7 @@ mod field;
 mod middleware;
 mod ratelimit;
 mod routes;
+mod ui;
 
 use std::sync::Arc;
 
@@ -39,6 +40,10 @@ pub struct ApiSettings {
     pub admin_token: Option<String>,
     /// How long a request's body may take to arrive; `None` is no deadline.
     pub body_read_timeout: Option<std::time::Duration>,
+    /// Signs the dashboard's session cookies and CSRF tokens. It must be the same on every node
+    /// (the server derives it from its secret key), so a session works whichever node answers;
+    /// `None` switches the dashboard off.
+    pub ui_key: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for ApiSettings {
@@ -47,6 +52,7 @@ impl std::fmt::Debug for ApiSettings {
             .field("url_policy", &self.url_policy)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "REDACTED"))
             .field("body_read_timeout", &self.body_read_timeout)
+            .field("ui_key", &self.ui_key.as_ref().map(|_| "REDACTED"))
             .finish()
     }
 }
@@ -64,6 +70,44 @@ pub trait Notify: Send + Sync {
 /// Renders `/metrics`; the API supplies the queue gauges it reads from the store.
 pub trait Telemetry: Send + Sync {
     fn render(&self, queue_depth: u64, oldest_pending_age_s: f64) -> String;
+}
+
+/// The delivery engine's circuit breakers, for the dashboard's endpoint health. The state is
+/// the answering process's own (each node keeps its breakers in memory).
+pub trait Breakers: Send + Sync {
+    /// The breaker of each host this process has sent to recently.
+    fn hosts(&self) -> Vec<HostBreaker>;
+}
+
+/// One host's breaker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostBreaker {
+    /// `scheme://host:port`, the key the engine uses.
+    pub origin: String,
+    pub state: BreakerState,
+    /// Endpoints (paths) of the host whose own breaker pauses them.
+    pub paused_endpoints: usize,
+}
+
+/// A breaker's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    Closed,
+    /// Failures counted in a row, below the threshold: still sending.
+    Failing(u32),
+    /// Paused until this time.
+    Open(chrono::DateTime<chrono::Utc>),
+    /// The pause is over; one probe decides.
+    HalfOpen,
+}
+
+/// `Breakers` for a process without a delivery engine (tests of the API alone).
+pub struct NoBreakers;
+
+impl Breakers for NoBreakers {
+    fn hosts(&self) -> Vec<HostBreaker> {
+        Vec::new()
+    }
 }
 
 /// What a test callback did (the answer of `…/test-callback`).
@@ -106,6 +150,7 @@ pub struct AppState {
     pub notify: Arc<dyn Notify>,
     pub tester: Arc<dyn CallbackTester>,
     pub telemetry: Arc<dyn Telemetry>,
+    pub breakers: Arc<dyn Breakers>,
     pub limiters: Arc<Limiters>,
 }
 
@@ -155,6 +200,7 @@ pub fn router(state: AppState) -> Router {
     let doc = Arc::new(doc);
     let body_deadline = state.settings.body_read_timeout;
     let inner = routes
+        .merge(ui::routes())
         .route(
             "/api/v1/openapi.json",
             axum::routing::get(move || {

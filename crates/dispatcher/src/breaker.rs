@@ -21,6 +21,19 @@ pub enum Admission {
     Wait(DateTime<Utc>),
 }
 
+/// A breaker's state as the dashboard shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    /// No failure counted since the last success.
+    Closed,
+    /// This many failures in a row, below the threshold: still sending.
+    Failing(u32),
+    /// Paused until this time.
+    Open(DateTime<Utc>),
+    /// The pause is over: the next attempt (or the one in flight) is the probe.
+    HalfOpen,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Breaker {
     failures: u32,
@@ -50,6 +63,16 @@ impl Breaker {
     /// Until when the target is paused, if it was and no probe has closed the breaker since.
     pub fn paused_until(&self) -> Option<DateTime<Utc>> {
         self.open_until
+    }
+
+    /// What the breaker would say now, without admitting anything.
+    pub fn state(&self, now: DateTime<Utc>) -> BreakerState {
+        match self.open_until {
+            Some(until) if now < until => BreakerState::Open(until),
+            Some(_) => BreakerState::HalfOpen,
+            None if self.failures > 0 => BreakerState::Failing(self.failures),
+            None => BreakerState::Closed,
+        }
     }
 
     /// The probe was not sent after all: let the next attempt probe instead.
@@ -82,6 +105,21 @@ mod tests {
 
     fn at(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_700_000_000 + s, 0).expect("valid")
+    }
+
+    #[test]
+    fn the_state_follows_failures_the_pause_and_a_success() {
+        let start = at(0);
+        let mut breaker = Breaker::default();
+        assert_eq!(breaker.state(start), BreakerState::Closed);
+        breaker.record(true, start, CONFIG);
+        assert_eq!(breaker.state(start), BreakerState::Failing(1));
+        breaker.record(true, start, CONFIG);
+        breaker.record(true, start, CONFIG);
+        assert_eq!(breaker.state(start), BreakerState::Open(start + CONFIG.pause));
+        assert_eq!(breaker.state(start + CONFIG.pause), BreakerState::HalfOpen);
+        breaker.record(false, start + CONFIG.pause, CONFIG);
+        assert_eq!(breaker.state(start), BreakerState::Closed);
     }
 
     #[test]

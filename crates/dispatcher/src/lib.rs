@@ -36,8 +36,9 @@ use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use breaker::BreakerConfig;
+pub use breaker::{BreakerConfig, BreakerState};
 pub use metrics::Metrics;
+pub use targets::HostSnapshot;
 use targets::{Slot, Targets};
 
 /// Most attempts written in one transaction by the recorder (group commit).
@@ -122,6 +123,11 @@ impl Dispatcher {
                 stopping: CancellationToken::new(),
             }),
         }
+    }
+
+    /// The circuit breaker of every host this process sends to, as of now.
+    pub fn breakers(&self) -> Vec<HostSnapshot> {
+        self.inner.targets.snapshot(clock::now())
     }
 
     /// New work may be due: look now.

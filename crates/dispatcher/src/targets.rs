@@ -31,7 +31,7 @@ use sender::{ErrorKind, Outcome};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::breaker::{Admission, Breaker, BreakerConfig};
+use crate::breaker::{Admission, Breaker, BreakerConfig, BreakerState};
 use crate::delta;
 
 /// Claimed deliveries kept per permit of a share (waiting for it or sending).
@@ -217,9 +217,37 @@ impl Targets {
         })
     }
 
+    /// The breaker of every host known here and how many of its endpoints are paused, for
+    /// the dashboard (this process's view: each node keeps its own breakers).
+    pub fn snapshot(&self, now: DateTime<Utc>) -> Vec<HostSnapshot> {
+        let hosts = self.lock();
+        hosts
+            .iter()
+            .map(|(origin, host)| HostSnapshot {
+                origin: origin.clone(),
+                breaker: host.breaker.state(now),
+                paused_endpoints: host
+                    .endpoints
+                    .values()
+                    .filter(|e| matches!(e.breaker.state(now), BreakerState::Open(_)))
+                    .count(),
+            })
+            .collect()
+    }
+
     fn with_host<T>(&self, slot: &Slot, f: impl FnOnce(&mut Host) -> T) -> Option<T> {
         self.lock().get_mut(&slot.origin).map(f)
     }
+}
+
+/// A host's breaker as [`Targets::snapshot`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSnapshot {
+    /// `scheme://host:port`.
+    pub origin: String,
+    pub breaker: BreakerState,
+    /// Endpoints (paths) of the host whose own breaker is open.
+    pub paused_endpoints: usize,
 }
 
 /// A claimed delivery's place in its endpoint's and host's shares.

@@ -29,6 +29,16 @@ pub fn server_key(secret_key: Option<&str>, data_dir: &Path) -> anyhow::Result<[
     }
 }
 
+/// The dashboard's key (session cookies, CSRF tokens), derived from the server key so that
+/// every node sharing a `secret_key` accepts every node's sessions, and distinct from the
+/// sealing key: HMAC-SHA256(server key, purpose label).
+pub fn ui_key(server_key: &[u8; 32]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(server_key).expect("HMAC takes a key of any length");
+    mac.update(b"hookline dashboard sessions v1");
+    mac.finalize().into_bytes().into()
+}
+
 fn decode(text: &str) -> anyhow::Result<[u8; 32]> {
     let bytes = STANDARD.decode(text).context("the key file is not base64")?;
     match <[u8; 32]>::try_from(bytes.as_slice()) {
@@ -68,6 +78,14 @@ fn create(path: &Path) -> anyhow::Result<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dashboard_key_is_derived_and_differs_from_the_server_key() {
+        let key = [3u8; 32];
+        assert_eq!(ui_key(&key), ui_key(&key));
+        assert_ne!(ui_key(&key), key);
+        assert_ne!(ui_key(&key), ui_key(&[4u8; 32]));
+    }
 
     #[test]
     fn the_key_file_is_created_once_and_then_reused() {

@@ -139,6 +139,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let address = listener.local_addr().context("reading the bound address")?;
     tracing::info!(%address, "listening");
     print_line(&format!("hookline listening on http://{address}"))?;
+    tracing::info!("dashboard at http://{address}/ui/ (sign in with an account's auth id and auth token)");
     let shutdown = CancellationToken::new();
     serve::cancel_on_signals(shutdown.clone());
     serve::run(config, store, listener, shutdown).await

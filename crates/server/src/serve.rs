@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use api::{ApiSettings, AppState, CallbackTester, Notify, Telemetry, TestOutcome};
+use api::{ApiSettings, AppState, Breakers, CallbackTester, HostBreaker, Notify, Telemetry, TestOutcome};
 use carrier::Carrier;
 use dispatcher::{BreakerConfig, Dispatcher, DispatcherConfig, Metrics};
 use domain::retry::RetryPolicy;
@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{redact_dsn, Config};
-use crate::keys::server_key;
+use crate::keys::{server_key, ui_key};
 use crate::listener::{self, ListenerLimits};
 
 /// Takes the embedded database for this `serve` process alone: SQLite has one writer, and a
@@ -133,6 +133,8 @@ pub async fn run(
         let shutdown = shutdown.clone();
         tokio::spawn(async move { dispatcher.run(shutdown, drain).await })
     };
+    // The same key as `open_store` loaded (the file exists by now): the dashboard's is derived.
+    let ui_key = ui_key(&server_key(config.secret_key.as_deref(), &config.data_dir())?);
     let state = AppState {
         store,
         settings: Arc::new(ApiSettings {
@@ -141,6 +143,7 @@ pub async fn run(
             },
             admin_token: config.admin_token.clone(),
             body_read_timeout: Some(config.body_read_timeout),
+            ui_key: Some(ui_key),
         }),
         notify: Arc::new(Wiring {
             carrier,
@@ -149,6 +152,7 @@ pub async fn run(
         }),
         telemetry: Arc::new(Prometheus(metrics)),
         tester: Arc::new(Tester(dispatcher.clone())),
+        breakers: Arc::new(EngineBreakers(dispatcher.clone())),
         limiters: Arc::new(api::Limiters::new(config.rate_limits)),
     };
     let app = api::router(state);
@@ -227,6 +231,28 @@ struct Prometheus(Arc<Metrics>);
 impl Telemetry for Prometheus {
     fn render(&self, queue_depth: u64, oldest_pending_age_s: f64) -> String {
         self.0.render(queue_depth, oldest_pending_age_s)
+    }
+}
+
+/// The dashboard reads the delivery engine's breakers.
+struct EngineBreakers(Dispatcher);
+
+impl Breakers for EngineBreakers {
+    fn hosts(&self) -> Vec<HostBreaker> {
+        self.0
+            .breakers()
+            .into_iter()
+            .map(|host| HostBreaker {
+                origin: host.origin,
+                state: match host.breaker {
+                    dispatcher::BreakerState::Closed => api::BreakerState::Closed,
+                    dispatcher::BreakerState::Failing(n) => api::BreakerState::Failing(n),
+                    dispatcher::BreakerState::Open(until) => api::BreakerState::Open(until),
+                    dispatcher::BreakerState::HalfOpen => api::BreakerState::HalfOpen,
+                },
+                paused_endpoints: host.paused_endpoints,
+            })
+            .collect()
     }
 }
 

@@ -93,6 +93,13 @@ async fn update_account(
     Authed(mut account): Authed,
     JsonBody(body): JsonBody<AccountIn>,
 ) -> Result<Reply<AccountOut>, ApiError> {
+    update(&state, &mut account, body).await?;
+    Ok(Reply::ok(account.into()))
+}
+
+/// Validates and applies a partial update of the account: the one code path of the JSON API
+/// and the dashboard, so both refuse the same fields with the same messages.
+pub(crate) async fn update(state: &AppState, account: &mut Account, body: AccountIn) -> Result<(), ApiError> {
     let mut checker = Checker::new(state.settings.url_policy);
     let patch = AccountPatch {
         name: checker.name("name", body.name, false),
@@ -103,6 +110,6 @@ async fn update_account(
     };
     checker.finish()?;
     account.apply(patch, clock::now());
-    state.store.update_account(&account).await?;
-    Ok(Reply::ok(account.into()))
+    state.store.update_account(account).await?;
+    Ok(())
 }

@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use domain::{AppId, Application, ApplicationPatch};
+use domain::{AppId, Application, ApplicationPatch, AuthId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -18,21 +18,21 @@ use crate::AppState;
 
 #[derive(Serialize, ToSchema)]
 pub struct ApplicationOut {
-    app_id: String,
-    name: String,
+    pub(crate) app_id: String,
+    pub(crate) name: String,
     /// The same as `name`, under Vobiz's field name.
-    app_name: String,
-    callback_url: Option<String>,
-    callback_method: String,
-    fallback_callback_url: Option<String>,
-    callback_events: Vec<String>,
-    answer_url: Option<String>,
-    answer_method: String,
-    hangup_url: Option<String>,
-    hangup_method: String,
-    resource_uri: String,
-    created_at: String,
-    updated_at: String,
+    pub(crate) app_name: String,
+    pub(crate) callback_url: Option<String>,
+    pub(crate) callback_method: String,
+    pub(crate) fallback_callback_url: Option<String>,
+    pub(crate) callback_events: Vec<String>,
+    pub(crate) answer_url: Option<String>,
+    pub(crate) answer_method: String,
+    pub(crate) hangup_url: Option<String>,
+    pub(crate) hangup_method: String,
+    pub(crate) resource_uri: String,
+    pub(crate) created_at: String,
+    pub(crate) updated_at: String,
 }
 
 impl From<Application> for ApplicationOut {
@@ -121,7 +121,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_application, update_application, delete_application))
 }
 
-fn parse_id(app_id: &str) -> Result<AppId, ApiError> {
+pub(crate) fn parse_id(app_id: &str) -> Result<AppId, ApiError> {
     AppId::parse(app_id).ok_or(ApiError::NotFound("application"))
 }
 
@@ -195,16 +195,28 @@ async fn update_application(
     Path((_auth_id, app_id)): Path<(String, String)>,
     JsonBody(body): JsonBody<ApplicationIn>,
 ) -> Result<Reply<ApplicationOut>, ApiError> {
-    let app_id = parse_id(&app_id)?;
-    let patch = body.into_patch(&state, false)?;
+    let app = update(&state, &account.auth_id, &app_id, body).await?;
+    Ok(Reply::ok(app.into()))
+}
+
+/// Validates and applies a partial update of an application: the one code path of the JSON
+/// API and the dashboard, so both refuse the same fields with the same messages.
+pub(crate) async fn update(
+    state: &AppState,
+    auth_id: &AuthId,
+    app_id: &str,
+    body: ApplicationIn,
+) -> Result<Application, ApiError> {
+    let app_id = parse_id(app_id)?;
+    let patch = body.into_patch(state, false)?;
     let mut app = state
         .store
-        .application(&account.auth_id, &app_id)
+        .application(auth_id, &app_id)
         .await?
         .ok_or(ApiError::NotFound("application"))?;
     app.apply(patch, clock::now());
     state.store.update_application(&app).await.map_err(not_found)?;
-    Ok(Reply::ok(app.into()))
+    Ok(app)
 }
 
 /// Delete an application.

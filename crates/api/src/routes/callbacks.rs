@@ -17,16 +17,16 @@ use crate::AppState;
 /// One attempt to deliver.
 #[derive(Serialize, ToSchema)]
 pub struct AttemptOut {
-    attempt: u32,
-    target: String,
-    url: String,
-    started_at: String,
-    latency_ms: u64,
-    status_code: Option<u16>,
+    pub(crate) attempt: u32,
+    pub(crate) target: String,
+    pub(crate) url: String,
+    pub(crate) started_at: String,
+    pub(crate) latency_ms: u64,
+    pub(crate) status_code: Option<u16>,
     /// `timeout`, `connect`, `tls`, `dns`, `blocked` or `status`; `null` on success.
-    error: Option<String>,
+    pub(crate) error: Option<String>,
     /// The delay a 429/503 asked for (ms), when it did.
-    retry_after_ms: Option<u64>,
+    pub(crate) retry_after_ms: Option<u64>,
 }
 
 impl From<AttemptRecord> for AttemptOut {
@@ -47,26 +47,26 @@ impl From<AttemptRecord> for AttemptOut {
 /// An event on one channel.
 #[derive(Serialize, ToSchema)]
 pub struct CallbackOut {
-    event_id: String,
-    call_uuid: String,
-    event: String,
-    sequence: u32,
+    pub(crate) event_id: String,
+    pub(crate) call_uuid: String,
+    pub(crate) event: String,
+    pub(crate) sequence: u32,
     /// `status`, `ring_url`, `answer_url` or `hangup_url`.
-    channel: String,
+    pub(crate) channel: String,
     /// `call`, `application`, `trunk`, `account` or `none`.
-    level: String,
+    pub(crate) level: String,
     /// Why this level and verdict: which URL won and what its filter said.
-    reason: String,
-    url: Option<String>,
-    method: String,
-    fallback_url: Option<String>,
+    pub(crate) reason: String,
+    pub(crate) url: Option<String>,
+    pub(crate) method: String,
+    pub(crate) fallback_url: Option<String>,
     /// `pending`, `delivered`, `failed`, `filtered` or `unrouted`.
-    status: String,
+    pub(crate) status: String,
     /// `primary` or `fallback` once delivered.
-    delivered_to: Option<String>,
-    next_attempt_at: Option<String>,
-    created_at: String,
-    attempts: Vec<AttemptOut>,
+    pub(crate) delivered_to: Option<String>,
+    pub(crate) next_attempt_at: Option<String>,
+    pub(crate) created_at: String,
+    pub(crate) attempts: Vec<AttemptOut>,
 }
 
 impl From<DeliveryRecord> for CallbackOut {
@@ -141,21 +141,7 @@ async fn list_callbacks(
     Paging(page, filters): Paging,
     uri: axum::http::Uri,
 ) -> Result<Reply<ListOut<CallbackOut>>, ApiError> {
-    let pairs = query_pairs(&uri)?;
-    let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    let filter = CallbackFilter {
-        status: get("status")
-            .map(|s| {
-                DeliveryStatus::parse(s).ok_or_else(|| {
-                    ApiError::invalid(
-                        "status",
-                        "must be pending, delivered, failed, filtered or unrouted",
-                    )
-                })
-            })
-            .transpose()?,
-        since: get("since").map(|t| parse_time("since", t)).transpose()?,
-    };
+    let filter = callback_filter(&query_pairs(&uri)?)?;
     let listing = state
         .store
         .list_deliveries(&account.auth_id, &filter, page)
@@ -168,4 +154,23 @@ async fn list_callbacks(
         listing,
         CallbackOut::from,
     )))
+}
+
+/// The callback list's filters from a query (`status`, `since`): the one parser of the JSON
+/// list and the dashboard's.
+pub(crate) fn callback_filter(pairs: &[(String, String)]) -> Result<CallbackFilter, ApiError> {
+    let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    Ok(CallbackFilter {
+        status: get("status")
+            .map(|s| {
+                DeliveryStatus::parse(s).ok_or_else(|| {
+                    ApiError::invalid(
+                        "status",
+                        "must be pending, delivered, failed, filtered or unrouted",
+                    )
+                })
+            })
+            .transpose()?,
+        since: get("since").map(|t| parse_time("since", t)).transpose()?,
+    })
 }

@@ -34,24 +34,24 @@ const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 /// A call record (Vobiz field names; times in the account's time zone).
 #[derive(Serialize, ToSchema)]
 pub struct CallOut {
-    call_uuid: String,
-    request_uuid: String,
-    direction: String,
-    from_number: String,
-    to_number: String,
-    call_status: String,
+    pub(crate) call_uuid: String,
+    pub(crate) request_uuid: String,
+    pub(crate) direction: String,
+    pub(crate) from_number: String,
+    pub(crate) to_number: String,
+    pub(crate) call_status: String,
     /// `yyyy-MM-dd HH:mm:ss` in the account's time zone.
-    initiation_time: String,
-    answer_time: Option<String>,
-    end_time: Option<String>,
+    pub(crate) initiation_time: String,
+    pub(crate) answer_time: Option<String>,
+    pub(crate) end_time: Option<String>,
     /// Talk time in seconds.
-    call_duration: u64,
-    bill_duration: u64,
-    hangup_cause_name: Option<String>,
-    hangup_cause_code: Option<u32>,
-    hangup_source: Option<String>,
-    app_id: Option<String>,
-    trunk_id: Option<String>,
+    pub(crate) call_duration: u64,
+    pub(crate) bill_duration: u64,
+    pub(crate) hangup_cause_name: Option<String>,
+    pub(crate) hangup_cause_code: Option<u32>,
+    pub(crate) hangup_source: Option<String>,
+    pub(crate) app_id: Option<String>,
+    pub(crate) trunk_id: Option<String>,
 }
 
 impl CallOut {
@@ -431,9 +431,19 @@ async fn list_calls(
     Paging(page, filters): Paging,
     uri: axum::http::Uri,
 ) -> Result<Reply<ListOut<CallOut>>, ApiError> {
-    let pairs = query_pairs(&uri)?;
+    let filter = call_filter(&query_pairs(&uri)?)?;
+    let listing = state.store.list_calls(&account.auth_id, &filter, page).await?;
+    let path = format!("/api/v1/account/{}/calls", account.auth_id);
+    Ok(Reply::ok(ListOut::new(&path, &filters, page, listing, |call| {
+        CallOut::new(call, &account)
+    })))
+}
+
+/// The call list's filters from a query (`status`, `direction`, `from`, `to`, `since`,
+/// `until`): the one parser of the JSON list and the dashboard's.
+pub(crate) fn call_filter(pairs: &[(String, String)]) -> Result<CallFilter, ApiError> {
     let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    let filter = CallFilter {
+    Ok(CallFilter {
         status: get("status")
             .map(|s| CallStatus::parse(s).ok_or_else(|| ApiError::invalid("status", "is not a call status")))
             .transpose()?,
@@ -447,12 +457,7 @@ async fn list_calls(
         to: get("to").map(str::to_owned),
         since: get("since").map(|t| parse_time("since", t)).transpose()?,
         until: get("until").map(|t| parse_time("until", t)).transpose()?,
-    };
-    let listing = state.store.list_calls(&account.auth_id, &filter, page).await?;
-    let path = format!("/api/v1/account/{}/calls", account.auth_id);
-    Ok(Reply::ok(ListOut::new(&path, &filters, page, listing, |call| {
-        CallOut::new(call, &account)
-    })))
+    })
 }
 
 /// Retrieve a call record.

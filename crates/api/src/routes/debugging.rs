@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use domain::resolution::{resolve, Hierarchy, LevelConfig};
-use domain::{Account, AppId, CallbackUrl, EventId, EventKind, HttpMethod, Level, Target, TrunkId};
+use domain::{Account, AppId, AuthId, CallbackUrl, EventId, EventKind, HttpMethod, Level, Target, TrunkId};
 use serde::Serialize;
 use store::Redelivery;
 use utoipa::ToSchema;
@@ -26,15 +26,15 @@ pub struct RedeliveredOut {
 
 #[derive(Serialize, ToSchema)]
 pub struct PlanRowOut {
-    event: String,
+    pub(crate) event: String,
     /// `call`, `application`, `trunk`, `account` or `none`.
-    level: String,
-    url: Option<String>,
-    method: String,
-    fallback_url: Option<String>,
+    pub(crate) level: String,
+    pub(crate) url: Option<String>,
+    pub(crate) method: String,
+    pub(crate) fallback_url: Option<String>,
     /// `send`, `filtered` or `unrouted`.
-    verdict: String,
-    reason: String,
+    pub(crate) verdict: String,
+    pub(crate) reason: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -44,13 +44,13 @@ pub struct PlanOut {
 
 #[derive(Serialize, ToSchema)]
 pub struct TestCallbackOut {
-    level: String,
-    url: String,
-    delivered: bool,
-    status_code: Option<u16>,
-    latency_ms: u64,
+    pub(crate) level: String,
+    pub(crate) url: String,
+    pub(crate) delivered: bool,
+    pub(crate) status_code: Option<u16>,
+    pub(crate) latency_ms: u64,
     /// `timeout`, `connect`, `tls`, `dns`, `blocked` or `status`; `null` when delivered.
-    error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -74,9 +74,26 @@ async fn redeliver(
     Path((_auth_id, event_id)): Path<(String, String)>,
 ) -> Result<Reply<RedeliveredOut>, ApiError> {
     let event_id = EventId::parse(&event_id).ok_or(ApiError::NotFound("event"))?;
+    let records = redeliver_event(&state, &account.auth_id, &event_id).await?;
+    Ok(Reply(
+        StatusCode::ACCEPTED,
+        RedeliveredOut {
+            event_id: event_id.to_string(),
+            objects: records.into_iter().map(CallbackOut::from).collect(),
+        },
+    ))
+}
+
+/// Queues a fresh delivery of an event and answers its deliveries as they now stand: the one
+/// code path of `POST …/redeliver` and the dashboard's Redeliver button.
+pub(crate) async fn redeliver_event(
+    state: &AppState,
+    auth_id: &AuthId,
+    event_id: &EventId,
+) -> Result<Vec<store::DeliveryRecord>, ApiError> {
     let outcome = state
         .store
-        .redeliver(&account.auth_id, &event_id, clock::now())
+        .redeliver(auth_id, event_id, clock::now())
         .await
         .map_err(|e| match e {
             store::StoreError::NotFound => ApiError::NotFound("event"),
@@ -96,14 +113,7 @@ async fn redeliver(
         }
     }
     state.notify.deliveries_pending();
-    let records = state.store.event_deliveries(&account.auth_id, &event_id).await?;
-    Ok(Reply(
-        StatusCode::ACCEPTED,
-        RedeliveredOut {
-            event_id: event_id.to_string(),
-            objects: records.into_iter().map(CallbackOut::from).collect(),
-        },
-    ))
+    Ok(state.store.event_deliveries(auth_id, event_id).await?)
 }
 
 /// The account's level-4 settings as a resolution level.
@@ -129,9 +139,20 @@ async fn callback_plan(
     uri: axum::http::Uri,
 ) -> Result<Reply<PlanOut>, ApiError> {
     let pairs = query_pairs(&uri)?;
+    let objects = plan(&state, &account, &pairs).await?;
+    Ok(Reply::ok(PlanOut { objects }))
+}
+
+/// The callback plan for the query's `app_id`, `trunk_id`, `status_url` and `status_method`:
+/// the one code path of `GET …/callback-plan` and the dashboard's plan.
+pub(crate) async fn plan(
+    state: &AppState,
+    account: &Account,
+    pairs: &[(String, String)],
+) -> Result<Vec<PlanRowOut>, ApiError> {
     let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let mut hierarchy = Hierarchy {
-        account: Some(account_level(&account)),
+        account: Some(account_level(account)),
         ..Hierarchy::default()
     };
     if let Some(url) = get("status_url") {
@@ -191,16 +212,67 @@ async fn callback_plan(
             }
         })
         .collect();
-    Ok(Reply::ok(PlanOut { objects }))
+    Ok(objects)
 }
 
-async fn send_test(
+/// Which configured level a test callback goes to.
+pub(crate) enum TestLevel {
+    Account,
+    Application(String),
+    Trunk(String),
+}
+
+/// Sends a signed test `Hangup` to a level's URL now: the one code path of the three
+/// `…/test-callback` endpoints and the dashboard's Send test buttons.
+pub(crate) async fn test_level(
+    state: &AppState,
+    account: &Account,
+    level: TestLevel,
+) -> Result<TestCallbackOut, ApiError> {
+    match level {
+        TestLevel::Account => {
+            let (url, method) = (
+                account.default_callback_url.clone(),
+                account.default_callback_method,
+            );
+            test_target(state, account, Level::Account, url, method).await
+        }
+        TestLevel::Application(app_id) => {
+            let app_id = AppId::parse(&app_id).ok_or(ApiError::NotFound("application"))?;
+            let app = state
+                .store
+                .application(&account.auth_id, &app_id)
+                .await?
+                .ok_or(ApiError::NotFound("application"))?;
+            test_target(
+                state,
+                account,
+                Level::Application,
+                app.callback_url,
+                app.callback_method,
+            )
+            .await
+        }
+        TestLevel::Trunk(trunk_id) => {
+            let trunk_id = TrunkId::parse(&trunk_id).ok_or(ApiError::NotFound("trunk"))?;
+            let trunk = state
+                .store
+                .trunk(&account.auth_id, &trunk_id)
+                .await?
+                .ok_or(ApiError::NotFound("trunk"))?;
+            let (url, method) = (trunk.status_callback, trunk.status_callback_method);
+            test_target(state, account, Level::Trunk, url, method).await
+        }
+    }
+}
+
+async fn test_target(
     state: &AppState,
     account: &Account,
     level: Level,
     url: Option<CallbackUrl>,
     method: HttpMethod,
-) -> Result<Reply<TestCallbackOut>, ApiError> {
+) -> Result<TestCallbackOut, ApiError> {
     let url = url.ok_or_else(|| {
         ApiError::Unprocessable(format!(
             "the {} level has no callback URL to test",
@@ -209,14 +281,14 @@ async fn send_test(
     })?;
     let target = Target { url, method };
     let outcome = state.tester.send_test(account, level, &target).await?;
-    Ok(Reply::ok(TestCallbackOut {
+    Ok(TestCallbackOut {
         level: level.as_str().to_owned(),
         url: target.url.into_string(),
         delivered: outcome.delivered,
         status_code: outcome.status_code,
         latency_ms: outcome.latency_ms,
         error: outcome.error,
-    }))
+    })
 }
 
 /// Send a signed test `Hangup` to the account's default callback URL now.
@@ -228,11 +300,9 @@ async fn test_account(
     State(state): State<AppState>,
     Authed(account): Authed,
 ) -> Result<Reply<TestCallbackOut>, ApiError> {
-    let (url, method) = (
-        account.default_callback_url.clone(),
-        account.default_callback_method,
-    );
-    send_test(&state, &account, Level::Account, url, method).await
+    test_level(&state, &account, TestLevel::Account)
+        .await
+        .map(Reply::ok)
 }
 
 /// Send a signed test `Hangup` to the application's callback URL now.
@@ -246,20 +316,9 @@ async fn test_application(
     Authed(account): Authed,
     Path((_auth_id, app_id)): Path<(String, String)>,
 ) -> Result<Reply<TestCallbackOut>, ApiError> {
-    let app_id = AppId::parse(&app_id).ok_or(ApiError::NotFound("application"))?;
-    let app = state
-        .store
-        .application(&account.auth_id, &app_id)
-        .await?
-        .ok_or(ApiError::NotFound("application"))?;
-    send_test(
-        &state,
-        &account,
-        Level::Application,
-        app.callback_url,
-        app.callback_method,
-    )
-    .await
+    test_level(&state, &account, TestLevel::Application(app_id))
+        .await
+        .map(Reply::ok)
 }
 
 /// Send a signed test `Hangup` to the trunk's status callback now.
@@ -273,18 +332,7 @@ async fn test_trunk(
     Authed(account): Authed,
     Path((_auth_id, trunk_id)): Path<(String, String)>,
 ) -> Result<Reply<TestCallbackOut>, ApiError> {
-    let trunk_id = TrunkId::parse(&trunk_id).ok_or(ApiError::NotFound("trunk"))?;
-    let trunk = state
-        .store
-        .trunk(&account.auth_id, &trunk_id)
-        .await?
-        .ok_or(ApiError::NotFound("trunk"))?;
-    send_test(
-        &state,
-        &account,
-        Level::Trunk,
-        trunk.status_callback,
-        trunk.status_callback_method,
-    )
-    .await
+    test_level(&state, &account, TestLevel::Trunk(trunk_id))
+        .await
+        .map(Reply::ok)
 }

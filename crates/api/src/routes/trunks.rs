@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use domain::{Engine, SipUri, Trunk, TrunkDirection, TrunkId, TrunkPatch, TrunkStatus};
+use domain::{AuthId, Engine, SipUri, Trunk, TrunkDirection, TrunkId, TrunkPatch, TrunkStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -18,19 +18,19 @@ use crate::AppState;
 
 #[derive(Serialize, ToSchema)]
 pub struct TrunkOut {
-    trunk_id: String,
-    name: String,
-    status_callback: Option<String>,
-    status_callback_method: String,
-    status_callback_events: Vec<String>,
-    trunk_direction: String,
-    trunk_status: String,
-    termination_uri: Option<String>,
-    recording: bool,
+    pub(crate) trunk_id: String,
+    pub(crate) name: String,
+    pub(crate) status_callback: Option<String>,
+    pub(crate) status_callback_method: String,
+    pub(crate) status_callback_events: Vec<String>,
+    pub(crate) trunk_direction: String,
+    pub(crate) trunk_status: String,
+    pub(crate) termination_uri: Option<String>,
+    pub(crate) recording: bool,
     /// `simulated` (the built-in carrier) or `external` (a switch reports events).
-    engine: String,
-    created_at: String,
-    updated_at: String,
+    pub(crate) engine: String,
+    pub(crate) created_at: String,
+    pub(crate) updated_at: String,
 }
 
 impl From<Trunk> for TrunkOut {
@@ -129,7 +129,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_trunk, update_trunk, delete_trunk))
 }
 
-fn parse_id(trunk_id: &str) -> Result<TrunkId, ApiError> {
+pub(crate) fn parse_id(trunk_id: &str) -> Result<TrunkId, ApiError> {
     TrunkId::parse(trunk_id).ok_or(ApiError::NotFound("trunk"))
 }
 
@@ -203,16 +203,28 @@ async fn update_trunk(
     Path((_auth_id, trunk_id)): Path<(String, String)>,
     JsonBody(body): JsonBody<TrunkIn>,
 ) -> Result<Reply<TrunkOut>, ApiError> {
-    let trunk_id = parse_id(&trunk_id)?;
-    let patch = body.into_patch(&state, false)?;
+    let trunk = update(&state, &account.auth_id, &trunk_id, body).await?;
+    Ok(Reply::ok(trunk.into()))
+}
+
+/// Validates and applies a partial update of a trunk: the one code path of the JSON API and
+/// the dashboard, so both refuse the same fields with the same messages.
+pub(crate) async fn update(
+    state: &AppState,
+    auth_id: &AuthId,
+    trunk_id: &str,
+    body: TrunkIn,
+) -> Result<Trunk, ApiError> {
+    let trunk_id = parse_id(trunk_id)?;
+    let patch = body.into_patch(state, false)?;
     let mut trunk = state
         .store
-        .trunk(&account.auth_id, &trunk_id)
+        .trunk(auth_id, &trunk_id)
         .await?
         .ok_or(ApiError::NotFound("trunk"))?;
     trunk.apply(patch, clock::now());
     state.store.update_trunk(&trunk).await.map_err(not_found)?;
-    Ok(Reply::ok(trunk.into()))
+    Ok(trunk)
 }
 
 /// Delete a SIP trunk.

@@ -31,4 +31,5 @@ mod store_faults;
 mod switch;
 mod tools;
 mod trunks;
+mod ui;
 mod validation;
