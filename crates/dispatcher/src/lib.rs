@@ -323,6 +323,14 @@ impl Dispatcher {
         let version =
             (clock::now() - claimed_at < delta(KEYS_VERSION_FRESH_FOR)).then_some(delivery.keys_version);
         let keys = match self.keys(&delivery.auth_id, version).await {
+            // The database is away: nothing can change the keys meanwhile, so the claim's are
+            // current (and the attempt's result is kept until the database is back).
+            Err(error) if version.is_none() && error.is_unavailable() => {
+                self.keys(&delivery.auth_id, Some(delivery.keys_version)).await
+            }
+            other => other,
+        };
+        let keys = match keys {
             Ok(keys) => keys,
             Err(error) => {
                 tracing::error!(%error, event_id = %delivery.event_id, "loading signing keys failed; retrying later");
