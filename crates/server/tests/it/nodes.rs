@@ -250,12 +250,14 @@ async fn a_node_frozen_past_its_judgement_sends_nothing_it_had_claimed_when_it_w
     if !on_postgres("frozen_node") {
         return;
     }
-    const N_CALLS: usize = 600;
+    // Enough work, slow enough, that some is left after 14 s of the other node alone even when
+    // registering it takes long on a loaded machine (600 at 150 ms was all sent there once).
+    const N_CALLS: usize = 1000;
     const PER_HOST: usize = 4;
     let receiver = Receiver::start().await;
     receiver.on(
         "/cb",
-        Script::always(Reply::ok().after(Duration::from_millis(150))),
+        Script::always(Reply::ok().after(Duration::from_millis(250))),
     );
     let per_host = PER_HOST.to_string();
     let settings = [
@@ -303,7 +305,10 @@ async fn postgres_stopped_mid_run_answers_503_then_delivers_everything_accepted(
         "/cb",
         Script::always(Reply::ok().after(Duration::from_millis(20))),
     );
-    let server = start_server_on(data, &[("--per-host-concurrency", "4")]).await;
+    // A claim the database committed but whose answer the outage cut off is this node's until
+    // its lease ends (300 s by default); 10 s here, so such a claim is taken again in the wait.
+    let settings = [("--per-host-concurrency", "4"), ("--lease-ms", "10000")];
+    let server = start_server_on(data, &settings).await;
     let account = server.admin_create_account("outage").await;
     let extra = json!({ "status_url": receiver.url("/cb") });
     let mut calls = register_calls(&server, &account, &extra, N_CALLS).await;
