@@ -41,6 +41,7 @@ pub async fn list(State(state): State<AppState>, session: Session, uri: Uri) -> 
 
 /// `POST /ui/callbacks/redeliver`: the pressed row's event (`one`), or every checked `event_id`.
 pub async fn redeliver(State(state): State<AppState>, posted: Posted) -> Result<Response, PageError> {
+    const MAX_REDELIVER: usize = 100;
     let Posted { session, form } = posted;
     let mut chosen: Vec<&str> = match form.get("one") {
         Some(one) => vec![one],
@@ -49,6 +50,8 @@ pub async fn redeliver(State(state): State<AppState>, posted: Posted) -> Result<
     // Two channels of one event share its id: redeliver it once.
     chosen.sort_unstable();
     chosen.dedup();
+    // A page shows 25; a form naming more is not from it, and would be a query per id.
+    chosen.truncate(MAX_REDELIVER);
     let mut outcomes = Vec::new();
     for event_id in chosen {
         let result = match EventId::parse(event_id) {

@@ -78,7 +78,7 @@ pub async fn list(State(state): State<AppState>, session: Session, uri: Uri) -> 
     let body = html! {
         (filters_form)
         @if let Some(listing) = listing {
-            p.count { (listing.total) " calls" @if listing.total > 0 { ", showing " (offset + 1) "–" (offset + listing.items.len() as u64) } }
+            p.count { (listing.total) " calls" @if listing.total > 0 { ", showing " (offset.saturating_add(1)) "–" (offset.saturating_add(listing.items.len() as u64)) } }
             @if listing.items.is_empty() {
                 p.empty { "No calls match." }
             } @else {
@@ -147,7 +147,7 @@ pub fn pager(path: &str, keep: &[(String, String)], offset: u64, total: u64) -> 
     html! {
         nav.pager aria-label="Pages" {
             @if offset > 0 { a href=(link(offset.saturating_sub(size))) rel="prev" { "← Newer" } }
-            @if offset + size < total { a href=(link(offset + size)) rel="next" { "Older →" } }
+            @if offset.saturating_add(size) < total { a href=(link(offset + size)) rel="next" { "Older →" } }
         }
     }
 }

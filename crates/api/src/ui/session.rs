@@ -197,17 +197,19 @@ pub async fn login(
     let Some(auth_id) = AuthId::parse(&auth_id_text) else {
         return Ok(refuse(StatusCode::UNAUTHORIZED, BAD_CREDENTIALS));
     };
-    if let Err(error) =
-        crate::extract::limit(&state.limiters.api, auth_id.as_str(), "this account's API limit")
-    {
-        return Ok(refuse(StatusCode::TOO_MANY_REQUESTS, &error.to_string()));
-    }
     let token = form.text("auth_token").trim();
     match state.store.authenticate(&auth_id, token).await? {
         Authentication::Authenticated(_) => {}
         Authentication::UnknownAccount | Authentication::WrongToken => {
             return Ok(refuse(StatusCode::UNAUTHORIZED, BAD_CREDENTIALS));
         }
+    }
+    // Counted after the token is checked, as on the API: failed sign-ins by someone who only
+    // knows the auth id must not spend the account's bucket (it would lock its API clients out).
+    if let Err(error) =
+        crate::extract::limit(&state.limiters.api, auth_id.as_str(), "this account's API limit")
+    {
+        return Ok(refuse(StatusCode::TOO_MANY_REQUESTS, &error.to_string()));
     }
     let expiry = clock::now().timestamp() + SESSION_TTL_S;
     let value = seal_session(&key, &auth_id, expiry, &token_tag(&key, token.as_bytes()));

@@ -278,6 +278,33 @@ async fn wrong_credentials_are_refused_with_the_apis_message() {
 }
 
 #[tokio::test]
+async fn failed_sign_ins_do_not_spend_the_accounts_api_limit() {
+    let server = Server::start_with(&["--dev", "--api-rate-limit", "0.01", "--api-rate-burst", "2"]).await;
+    let account = server.admin_create_account("ui-lockout").await;
+    let mut visitor = Visitor::new(&server);
+    // Someone who knows only the auth id tries, again and again.
+    for _ in 0..5 {
+        let (_, page) = visitor.get("/ui/login").await;
+        let csrf = hidden_csrf(&page);
+        let response = visitor
+            .post(
+                "/ui/login",
+                &[
+                    ("csrf", &csrf),
+                    ("auth_id", &account.auth_id),
+                    ("auth_token", "wrong"),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    // The account's own clients still have their whole burst.
+    for _ in 0..2 {
+        server.get(&account, &account.path("/")).await.expect(200);
+    }
+}
+
+#[tokio::test]
 async fn rotating_the_token_ends_the_accounts_sessions() {
     let server = Server::start_with(&["--dev"]).await;
     let account = server.admin_create_account("ui-rotate").await;
