@@ -161,8 +161,68 @@ impl<S: Send + Sync> FromRequest<S> for FormData {
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|_| PageError::new(StatusCode::BAD_REQUEST, "The form could not be read."))?;
-        Ok(FormData(
-            url::form_urlencoded::parse(&bytes).into_owned().collect(),
-        ))
+        decode_form(&bytes).map(FormData).ok_or_else(|| {
+            PageError::new(
+                StatusCode::BAD_REQUEST,
+                "The form is not valid: a value is not UTF-8 once decoded.",
+            )
+        })
+    }
+}
+
+/// `application/x-www-form-urlencoded` pairs, refusing what does not decode to UTF-8 (as the
+/// JSON API refuses such a body) rather than replacing it, as `form_urlencoded::parse` would.
+fn decode_form(bytes: &[u8]) -> Option<Vec<(String, String)>> {
+    bytes
+        .split(|&b| b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(at) => (&pair[..at], &pair[at + 1..]),
+                None => (pair, &pair[pair.len()..]),
+            };
+            Some((decode_part(name)?, decode_part(value)?))
+        })
+        .collect()
+}
+
+fn decode_part(part: &[u8]) -> Option<String> {
+    let mut out = Vec::with_capacity(part.len());
+    let mut i = 0;
+    while i < part.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match part[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < part.len() && hex(part[i + 1]).is_some() && hex(part[i + 2]).is_some() => {
+                let high = hex(part[i + 1])?;
+                let low = hex(part[i + 2])?;
+                out.push(u8::try_from(high * 16 + low).ok()?);
+                i += 2;
+            }
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_form;
+
+    #[test]
+    fn forms_decode_as_form_urlencoded_does_and_invalid_utf8_is_refused() {
+        for text in [
+            "a=1&b=x+y%20z&c",
+            "name=%C3%A9t%C3%A9&x=100%&y=%2",
+            "=v&k=&&k2=%3D%26",
+        ] {
+            let expected: Vec<(String, String)> = url::form_urlencoded::parse(text.as_bytes())
+                .into_owned()
+                .collect();
+            assert_eq!(decode_form(text.as_bytes()), Some(expected), "{text}");
+        }
+        assert_eq!(decode_form(b"name=%ff%fe"), None);
+        assert_eq!(decode_form(b"na%80me=x"), None);
     }
 }

@@ -348,6 +348,27 @@ async fn another_accounts_ids_answer_not_found_never_forbidden() {
 }
 
 #[tokio::test]
+async fn a_form_value_that_is_not_utf8_is_refused_and_saves_nothing() {
+    let server = Server::start().await;
+    let account = server.admin_create_account("ui-utf8").await;
+    let mut visitor = Visitor::new(&server);
+    let csrf = visitor.sign_in(&account).await;
+    let body = format!("csrf={csrf}&name=%ff%fe&timezone=UTC&default_callback_method=POST");
+    let response = visitor
+        .client
+        .post(format!("{}/ui/config/account", visitor.base))
+        .header(COOKIE, visitor.cookie_header())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let stored = server.get(&account, &account.path("")).await.expect(200);
+    assert_eq!(stored["name"], "ui-utf8");
+}
+
+#[tokio::test]
 async fn a_sub_account_sees_only_its_own_calls() {
     let server = Server::start_with(&["--dev"]).await;
     let parent = server.admin_create_account("ui-parent").await;
