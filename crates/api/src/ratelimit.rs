@@ -39,16 +39,6 @@ pub struct RateLimits {
     pub operator: Rate,
 }
 
-impl Default for RateLimits {
-    fn default() -> RateLimits {
-        RateLimits {
-            api: Rate::OFF,
-            calls: Rate::OFF,
-            operator: Rate::OFF,
-        }
-    }
-}
-
 /// A token bucket. Pure: the caller passes the time.
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -135,12 +125,6 @@ impl Limiters {
             calls: Limiter::new(limits.calls),
             operator: Limiter::new(limits.operator),
         }
-    }
-}
-
-impl Default for Limiters {
-    fn default() -> Limiters {
-        Limiters::new(RateLimits::default())
     }
 }
 
