@@ -216,7 +216,7 @@ async fn a_slow_hosts_backlog_does_not_hold_back_a_healthy_host() {
     // Within the budget, so every attempt succeeds and no breaker opens: just slow.
     slow.on(
         "/slow",
-        Script::always(Reply::ok().after(Duration::from_millis(250))),
+        Script::always(Reply::ok().after(Duration::from_millis(500))),
     );
     let healthy = Receiver::start().await;
     let server =
@@ -231,9 +231,10 @@ async fn a_slow_hosts_backlog_does_not_hold_back_a_healthy_host() {
     .await;
 
     register_call(&server, &account, &json!({ "status_url": healthy.url("/ok") })).await;
-    // Two at a time, 250 ms each: the slow host needs over a minute for its backlog. The
-    // healthy host needs milliseconds; three seconds is generous.
-    healthy.wait_for("/ok", 1, Duration::from_secs(3)).await;
+    // Two at a time, 500 ms each: held back until the backlog drains below 512, the healthy
+    // host would wait 22 s. It needs a pass of the claims over the backlog (well under a second
+    // on an idle machine); ten seconds leaves room for a loaded one.
+    healthy.wait_for("/ok", 1, Duration::from_secs(10)).await;
     assert!(
         slow.arrivals_to("/slow").len() < BACKLOG / 2,
         "the slow host's backlog was still there"
