@@ -168,9 +168,15 @@ async fn a_delivery_queued_behind_a_busy_host_longer_than_its_lease_is_sent_once
         "/busy",
         Script::always(Reply::ok().after(Duration::from_millis(200))),
     );
-    // The lease is the shortest allowed (twice the 300 ms budget); ten deliveries to a host
-    // that takes one at a time for 200 ms each wait up to two seconds for their turn.
-    let server = super::start_server(&[("--lease-ms", "1"), ("--per-host-concurrency", "1")]).await;
+    // The lease is the shortest allowed (twice the 600 ms budget, which leaves a loaded machine
+    // room over the 200 ms answers); ten deliveries to a host that takes one at a time for
+    // 200 ms each wait up to two seconds for their turn.
+    let server = super::start_server(&[
+        ("--lease-ms", "1"),
+        ("--per-host-concurrency", "1"),
+        ("--callback-timeout-ms", "600"),
+    ])
+    .await;
     let account = server.admin_create_account("lease").await;
     let mut calls = Vec::new();
     for _ in 0..10 {
