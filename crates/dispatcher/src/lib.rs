@@ -18,7 +18,7 @@ mod metrics;
 pub mod request;
 mod targets;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -85,6 +85,13 @@ struct Inner {
     /// Finished attempts on their way to the recorder, which writes them in batches.
     recorder: mpsc::UnboundedSender<Recording>,
     claim_size: std::sync::atomic::AtomicUsize,
+    /// Deliveries this process's tasks are working on (claimed and not yet recorded or put back).
+    held: Arc<Mutex<HashSet<i64>>>,
+    /// A claim or a release failed because the database was away: leases may be left that
+    /// nobody here works on, to be put back ([`Store::release_unheld`]) once it answers. (A
+    /// recording that fails for good is not: its lease ends about then anyway, and putting back
+    /// at once what fails for another reason would repeat its callback in a tight loop.)
+    unsure: AtomicBool,
     /// The last claim was cut short by in-flight capacity: due work may be waiting for a slot.
     capacity_bound: AtomicBool,
 }
@@ -109,6 +116,8 @@ impl Dispatcher {
         Dispatcher {
             inner: Arc::new(Inner {
                 recorder,
+                held: Arc::new(Mutex::new(HashSet::new())),
+                unsure: AtomicBool::new(false),
                 claim_size: std::sync::atomic::AtomicUsize::new(FIRST_CLAIM),
                 capacity_bound: AtomicBool::new(false),
                 store,
@@ -179,8 +188,10 @@ impl Dispatcher {
                 continue;
             };
             let engine = self.clone();
+            let held = Held::new(&inner.held, delivery.delivery_id);
             inner.tasks.spawn(async move {
                 let more = engine.attempt(delivery, slot, lease_until).await;
+                drop(held);
                 drop(permit);
                 // Without new work in sight the loop sleeps on: a claim after every attempt
                 // would cost a write transaction per callback for nothing.
@@ -200,9 +211,7 @@ impl Dispatcher {
             .claim_size
             .store(next_size, std::sync::atomic::Ordering::Relaxed);
         for (by, ids) in deferred {
-            if let Err(error) = inner.store.release(&ids, now + delta(by)).await {
-                tracing::warn!(%error, n = ids.len(), "deferring deliveries of saturated endpoints failed");
-            }
+            self.release(&ids, now + delta(by)).await;
         }
         // Mostly deferred: the next look goes through the next due time (a read) instead of
         // another claim that would mostly defer again.
@@ -216,6 +225,9 @@ impl Dispatcher {
             if shutdown.is_cancelled() {
                 break;
             }
+            if self.inner.unsure.swap(false, Ordering::Relaxed) {
+                self.release_unheld().await;
+            }
             let sleep = match self.dispatch_once().await {
                 // A claim that was not full took everything due; a new event wakes the loop, and
                 // claiming again at once would be an empty write transaction per wake-up.
@@ -226,6 +238,8 @@ impl Dispatcher {
                 Ok(_) => self.until_next_due().await,
                 Err(error) => {
                     tracing::error!(%error, "claiming deliveries failed");
+                    // The claim may have been committed with its answer lost.
+                    self.note_unsure(&error);
                     self.inner.config.idle_poll
                 }
             };
@@ -244,6 +258,37 @@ impl Dispatcher {
             tracing::warn!(
                 "in-flight attempts still running at shutdown; their leases expire and they are retried"
             );
+        }
+    }
+
+    /// Puts deliveries back in the queue, due at `at`. A failure leaves them leased to this
+    /// process until [`Dispatcher::release_unheld`] runs.
+    async fn release(&self, ids: &[i64], at: DateTime<Utc>) {
+        if let Err(error) = self.inner.store.release(ids, at).await {
+            tracing::warn!(%error, n = ids.len(), "putting deliveries back in the queue failed");
+            self.note_unsure(&error);
+        }
+    }
+
+    fn note_unsure(&self, error: &StoreError) {
+        if error.is_unavailable() {
+            self.inner.unsure.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Releases the leases this process holds but no task here works on.
+    async fn release_unheld(&self) {
+        let held: Vec<i64> = lock(&self.inner.held).iter().copied().collect();
+        match self.inner.store.release_unheld(&held).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                n,
+                "leases left by failed claims or releases put back in the queue"
+            ),
+            Err(error) => {
+                tracing::warn!(%error, "putting back leases nobody works on failed");
+                self.note_unsure(&error);
+            }
         }
     }
 
@@ -290,30 +335,17 @@ impl Dispatcher {
             .saturating_sub(margin);
         let Some(send_permit) = slot.send_permit(patience, &self.inner.stopping).await else {
             // Not sent: back in the queue at once, without an attempt.
-            if let Err(error) = self
-                .inner
-                .store
-                .release(&[delivery.delivery_id], clock::now())
-                .await
-            {
-                tracing::warn!(%error, delivery_id = delivery.delivery_id, "releasing an unsent delivery failed");
-            }
+            self.release(&[delivery.delivery_id], clock::now()).await;
             return true;
         };
         if self.inner.stopping.is_cancelled() {
-            let _ = self
-                .inner
-                .store
-                .release(&[delivery.delivery_id], clock::now())
-                .await;
+            self.release(&[delivery.delivery_id], clock::now()).await;
             return true;
         }
         let probes = match slot.admit(clock::now()) {
             Ok(probes) => probes,
             Err(until) => {
-                if let Err(error) = self.inner.store.release(&[delivery.delivery_id], until).await {
-                    tracing::warn!(%error, delivery_id = delivery.delivery_id, "releasing a paused delivery failed");
-                }
+                self.release(&[delivery.delivery_id], until).await;
                 return true;
             }
         };
@@ -334,10 +366,7 @@ impl Dispatcher {
             Ok(keys) => keys,
             Err(error) => {
                 tracing::error!(%error, event_id = %delivery.event_id, "loading signing keys failed; retrying later");
-                let _ = self
-                    .inner
-                    .store
-                    .release(&[delivery.delivery_id], clock::now() + TimeDelta::seconds(5))
+                self.release(&[delivery.delivery_id], clock::now() + TimeDelta::seconds(5))
                     .await;
                 slot.abandon(probes);
                 return true;
@@ -346,11 +375,7 @@ impl Dispatcher {
         if !self.inner.store.may_send(claimed_at, self.inner.sender.timeout()) {
             // Another node may hold it now (this one may have been judged dead): not sent here;
             // put back, if it is still this node's.
-            let _ = self
-                .inner
-                .store
-                .release(&[delivery.delivery_id], clock::now())
-                .await;
+            self.release(&[delivery.delivery_id], clock::now()).await;
             slot.abandon(probes);
             return true;
         }
@@ -471,6 +496,32 @@ async fn record_until_lease_ends(store: &dyn Store, finished: &[FinishedAttempt]
         tracing::warn!(%error, n = finished.len(), "recording attempts failed; retrying");
         tokio::time::sleep(RECORD_RETRY).await;
     }
+}
+
+/// A delivery's place in [`Inner::held`] while its task runs.
+struct Held {
+    held: Arc<Mutex<HashSet<i64>>>,
+    delivery_id: i64,
+}
+
+impl Held {
+    fn new(held: &Arc<Mutex<HashSet<i64>>>, delivery_id: i64) -> Held {
+        lock(held).insert(delivery_id);
+        Held {
+            held: Arc::clone(held),
+            delivery_id,
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        lock(&self.held).remove(&self.delivery_id);
+    }
+}
+
+fn lock(held: &Mutex<HashSet<i64>>) -> std::sync::MutexGuard<'_, HashSet<i64>> {
+    held.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn fresh(now: DateTime<Utc>) -> request::Freshness {

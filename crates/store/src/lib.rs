@@ -431,6 +431,11 @@ pub trait Store: Send + Sync + 'static {
     /// Releases every lease: at start-up of the only process on an embedded database, leases
     /// left by a crashed run are known dead.
     async fn release_all_leases(&self) -> Result<u64, StoreError>;
+    /// Releases this process's leases on pending deliveries other than `held` (those it is
+    /// still working on), due as they were. After a claim or a release whose answer was lost
+    /// (the database went away), the leases nobody here works on are claimable at once instead
+    /// of at their lease's end.
+    async fn release_unheld(&self, held: &[i64]) -> Result<u64, StoreError>;
     /// Unsealed signing keys of an account.
     async fn signing_keys(&self, auth_id: &AuthId) -> Result<SigningKeys, StoreError>;
     /// Queues every sendable delivery of an event again, from the primary URL (same event id).

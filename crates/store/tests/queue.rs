@@ -78,6 +78,39 @@ async fn a_claimed_delivery_is_not_claimed_again_until_its_lease_expires() {
     assert_eq!(again[0].event_id, first[0].event_id);
 }
 
+/// A claim committed but answered to no one, or a release that failed, leaves leases that no
+/// task works on: they are put back at once, and those a task holds are kept.
+#[tokio::test]
+async fn release_unheld_puts_back_every_lease_but_the_held_ones() {
+    let store = store().await;
+    for path in ["a", "b", "c"] {
+        call_to(&store, &format!("http://127.0.0.1:9/{path}")).await;
+    }
+    let claimed = store.claim_due(10, at(10), at(1_000_000)).await.expect("claim");
+    assert_eq!(claimed.len(), 3);
+    let held = claimed[0].delivery_id;
+    assert_eq!(store.release_unheld(&[held]).await.expect("release"), 2);
+    let mut again: Vec<i64> = store
+        .claim_due(10, at(20), at(1_000_000))
+        .await
+        .expect("claim")
+        .iter()
+        .map(|d| d.delivery_id)
+        .collect();
+    again.sort_unstable();
+    let mut others: Vec<i64> = claimed[1..].iter().map(|d| d.delivery_id).collect();
+    others.sort_unstable();
+    assert_eq!(
+        again, others,
+        "the unheld leases are claimable, the held one is not"
+    );
+    assert_eq!(
+        store.release_unheld(&again).await.expect("release"),
+        1,
+        "only the lease nobody holds now"
+    );
+}
+
 /// On SQLite one process owns the file, so the leases found at start are a dead run's and are
 /// all released. On PostgreSQL other nodes may be alive and holding theirs: nothing is released
 /// (a dead node's leases are released by the others once it has been silent long enough).

@@ -305,9 +305,10 @@ async fn postgres_stopped_mid_run_answers_503_then_delivers_everything_accepted(
         "/cb",
         Script::always(Reply::ok().after(Duration::from_millis(20))),
     );
-    // A claim the database committed but whose answer the outage cut off is this node's until
-    // its lease ends (300 s by default); 10 s here, so such a claim is taken again in the wait.
-    let settings = [("--per-host-concurrency", "4"), ("--lease-ms", "10000")];
+    // The production lease (300 s): a claim the database committed but whose answer the outage
+    // cut off, or a release that failed, must be put back once the database answers, not when
+    // its lease ends.
+    let settings = [("--per-host-concurrency", "4"), ("--lease-ms", "300000")];
     let server = start_server_on(data, &settings).await;
     let account = server.admin_create_account("outage").await;
     let extra = json!({ "status_url": receiver.url("/cb") });

@@ -629,6 +629,18 @@ impl Store for PgStore {
         Ok(0)
     }
 
+    async fn release_unheld(&self, held: &[i64]) -> Result<u64, StoreError> {
+        let client = self.db.client().await?;
+        execute(
+            &client,
+            "UPDATE deliveries SET leased_until = NULL \
+             WHERE status = 'pending' AND leased_by = $1 AND leased_until IS NOT NULL \
+               AND NOT (delivery_id = ANY($2))",
+            &[&self.db.node(), &held],
+        )
+        .await
+    }
+
     async fn signing_keys(&self, auth_id: &AuthId) -> Result<SigningKeys, StoreError> {
         secrets::signing_keys(&self.db.client().await?, &self.vault, auth_id).await
     }

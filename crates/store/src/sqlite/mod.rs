@@ -664,6 +664,11 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn release_unheld(&self, held: &[i64]) -> Result<u64, StoreError> {
+        let held = held.to_vec();
+        self.db.write(move |c| queue::release_unheld(c, &held)).await
+    }
+
     async fn signing_keys(&self, auth_id: &AuthId) -> Result<SigningKeys, StoreError> {
         let (auth_id, vault) = (auth_id.clone(), self.vault.clone());
         self.db
