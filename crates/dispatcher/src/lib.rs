@@ -18,7 +18,7 @@ mod metrics;
 pub mod request;
 mod targets;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -85,13 +85,12 @@ struct Inner {
     /// Finished attempts on their way to the recorder, which writes them in batches.
     recorder: mpsc::UnboundedSender<Recording>,
     claim_size: std::sync::atomic::AtomicUsize,
-    /// Deliveries this process's tasks are working on (claimed and not yet recorded or put back).
-    held: Arc<Mutex<HashSet<i64>>>,
-    /// A claim or a release failed because the database was away: leases may be left that
-    /// nobody here works on, to be put back ([`Store::release_unheld`]) once it answers. (A
-    /// recording that fails for good is not: its lease ends about then anyway, and putting back
-    /// at once what fails for another reason would repeat its callback in a tight loop.)
-    unsure: AtomicBool,
+    /// Leases left with nobody working on them because the database went away mid-request; put
+    /// back once it answers instead of when they end (300 s by default). (A recording that fails
+    /// for good is not among them: its lease ends about then anyway.)
+    lost: Mutex<Vec<Lost>>,
+    /// The previous claim's lease end: each claim's is later, so a lease names one claim.
+    last_lease: Mutex<DateTime<Utc>>,
     /// The last claim was cut short by in-flight capacity: due work may be waiting for a slot.
     capacity_bound: AtomicBool,
 }
@@ -116,8 +115,8 @@ impl Dispatcher {
         Dispatcher {
             inner: Arc::new(Inner {
                 recorder,
-                held: Arc::new(Mutex::new(HashSet::new())),
-                unsure: AtomicBool::new(false),
+                lost: Mutex::new(Vec::new()),
+                last_lease: Mutex::new(DateTime::<Utc>::MIN_UTC),
                 claim_size: std::sync::atomic::AtomicUsize::new(FIRST_CLAIM),
                 capacity_bound: AtomicBool::new(false),
                 store,
@@ -157,10 +156,21 @@ impl Dispatcher {
             return Ok(false);
         }
         let now = clock::now();
-        let lease_until = now + delta(inner.config.lease);
+        let lease_until = {
+            let mut last = lock(&inner.last_lease);
+            *last = (now + delta(inner.config.lease)).max(*last + TimeDelta::microseconds(1));
+            *last
+        };
         let size = inner.claim_size.load(std::sync::atomic::Ordering::Relaxed);
         let limit = u32::try_from(available.min(size)).unwrap_or(u32::MAX);
-        let claimed = inner.store.claim_due(limit, now, lease_until).await?;
+        let claimed = match inner.store.claim_due(limit, now, lease_until).await {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                // It may have been committed with its answer lost.
+                self.lost(&error, Lost::Claim { lease_until });
+                return Err(error);
+            }
+        };
         let count = claimed.len();
         let full = count == limit as usize;
         inner
@@ -188,10 +198,8 @@ impl Dispatcher {
                 continue;
             };
             let engine = self.clone();
-            let held = Held::new(&inner.held, delivery.delivery_id);
             inner.tasks.spawn(async move {
                 let more = engine.attempt(delivery, slot, lease_until).await;
-                drop(held);
                 drop(permit);
                 // Without new work in sight the loop sleeps on: a claim after every attempt
                 // would cost a write transaction per callback for nothing.
@@ -211,7 +219,7 @@ impl Dispatcher {
             .claim_size
             .store(next_size, std::sync::atomic::Ordering::Relaxed);
         for (by, ids) in deferred {
-            self.release(&ids, now + delta(by)).await;
+            self.release(ids, lease_until, now + delta(by)).await;
         }
         // Mostly deferred: the next look goes through the next due time (a read) instead of
         // another claim that would mostly defer again.
@@ -225,9 +233,7 @@ impl Dispatcher {
             if shutdown.is_cancelled() {
                 break;
             }
-            if self.inner.unsure.swap(false, Ordering::Relaxed) {
-                self.release_unheld().await;
-            }
+            self.put_back_lost().await;
             let sleep = match self.dispatch_once().await {
                 // A claim that was not full took everything due; a new event wakes the loop, and
                 // claiming again at once would be an empty write transaction per wake-up.
@@ -238,8 +244,6 @@ impl Dispatcher {
                 Ok(_) => self.until_next_due().await,
                 Err(error) => {
                     tracing::error!(%error, "claiming deliveries failed");
-                    // The claim may have been committed with its answer lost.
-                    self.note_unsure(&error);
                     self.inner.config.idle_poll
                 }
             };
@@ -261,33 +265,47 @@ impl Dispatcher {
         }
     }
 
-    /// Puts deliveries back in the queue, due at `at`. A failure leaves them leased to this
-    /// process until [`Dispatcher::release_unheld`] runs.
-    async fn release(&self, ids: &[i64], at: DateTime<Utc>) {
-        if let Err(error) = self.inner.store.release(ids, at).await {
+    /// Puts claimed deliveries back in the queue, due at `at`; one the database did not hear
+    /// about is put back once it answers.
+    async fn release(&self, ids: Vec<i64>, lease_until: DateTime<Utc>, at: DateTime<Utc>) {
+        if let Err(error) = self.inner.store.release(&ids, lease_until, at).await {
             tracing::warn!(%error, n = ids.len(), "putting deliveries back in the queue failed");
-            self.note_unsure(&error);
+            self.lost(&error, Lost::Release { ids, lease_until, at });
         }
     }
 
-    fn note_unsure(&self, error: &StoreError) {
+    /// Remembers leases a request that failed may have left, if the database was away (another
+    /// error would only fail again: those leases end on their own).
+    fn lost(&self, error: &StoreError, lost: Lost) {
         if error.is_unavailable() {
-            self.inner.unsure.store(true, Ordering::Relaxed);
+            lock(&self.inner.lost).push(lost);
         }
     }
 
-    /// Releases the leases this process holds but no task here works on.
-    async fn release_unheld(&self) {
-        let held: Vec<i64> = lock(&self.inner.held).iter().copied().collect();
-        match self.inner.store.release_unheld(&held).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                n,
-                "leases left by failed claims or releases put back in the queue"
-            ),
-            Err(error) => {
-                tracing::warn!(%error, "putting back leases nobody works on failed");
-                self.note_unsure(&error);
+    /// Puts back the leases failed requests left, oldest first, until the database still does
+    /// not answer.
+    async fn put_back_lost(&self) {
+        let mut lost = std::mem::take(&mut *lock(&self.inner.lost)).into_iter();
+        while let Some(next) = lost.next() {
+            let result = match &next {
+                Lost::Claim { lease_until } => self.inner.store.release_claim(*lease_until).await,
+                Lost::Release { ids, lease_until, at } => {
+                    self.inner.store.release(ids, *lease_until, *at).await.map(|()| 0)
+                }
+            };
+            match result {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    n,
+                    "deliveries of a claim whose answer was lost put back in the queue"
+                ),
+                Err(error) if error.is_unavailable() => {
+                    let mut kept = lock(&self.inner.lost);
+                    let newer = std::mem::take(&mut *kept);
+                    kept.extend(std::iter::once(next).chain(lost).chain(newer));
+                    return;
+                }
+                Err(error) => tracing::warn!(%error, "putting back leases failed requests left failed"),
             }
         }
     }
@@ -335,17 +353,19 @@ impl Dispatcher {
             .saturating_sub(margin);
         let Some(send_permit) = slot.send_permit(patience, &self.inner.stopping).await else {
             // Not sent: back in the queue at once, without an attempt.
-            self.release(&[delivery.delivery_id], clock::now()).await;
+            self.release(vec![delivery.delivery_id], lease_until, clock::now())
+                .await;
             return true;
         };
         if self.inner.stopping.is_cancelled() {
-            self.release(&[delivery.delivery_id], clock::now()).await;
+            self.release(vec![delivery.delivery_id], lease_until, clock::now())
+                .await;
             return true;
         }
         let probes = match slot.admit(clock::now()) {
             Ok(probes) => probes,
             Err(until) => {
-                self.release(&[delivery.delivery_id], until).await;
+                self.release(vec![delivery.delivery_id], lease_until, until).await;
                 return true;
             }
         };
@@ -366,8 +386,8 @@ impl Dispatcher {
             Ok(keys) => keys,
             Err(error) => {
                 tracing::error!(%error, event_id = %delivery.event_id, "loading signing keys failed; retrying later");
-                self.release(&[delivery.delivery_id], clock::now() + TimeDelta::seconds(5))
-                    .await;
+                let at = clock::now() + TimeDelta::seconds(5);
+                self.release(vec![delivery.delivery_id], lease_until, at).await;
                 slot.abandon(probes);
                 return true;
             }
@@ -375,7 +395,8 @@ impl Dispatcher {
         if !self.inner.store.may_send(claimed_at, self.inner.sender.timeout()) {
             // Another node may hold it now (this one may have been judged dead): not sent here;
             // put back, if it is still this node's.
-            self.release(&[delivery.delivery_id], clock::now()).await;
+            self.release(vec![delivery.delivery_id], lease_until, clock::now())
+                .await;
             slot.abandon(probes);
             return true;
         }
@@ -498,30 +519,20 @@ async fn record_until_lease_ends(store: &dyn Store, finished: &[FinishedAttempt]
     }
 }
 
-/// A delivery's place in [`Inner::held`] while its task runs.
-struct Held {
-    held: Arc<Mutex<HashSet<i64>>>,
-    delivery_id: i64,
+/// Leases a failed request may have left behind.
+enum Lost {
+    /// A claim whose answer did not come: it may have been committed.
+    Claim { lease_until: DateTime<Utc> },
+    /// A release that failed.
+    Release {
+        ids: Vec<i64>,
+        lease_until: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
 }
 
-impl Held {
-    fn new(held: &Arc<Mutex<HashSet<i64>>>, delivery_id: i64) -> Held {
-        lock(held).insert(delivery_id);
-        Held {
-            held: Arc::clone(held),
-            delivery_id,
-        }
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        lock(&self.held).remove(&self.delivery_id);
-    }
-}
-
-fn lock(held: &Mutex<HashSet<i64>>) -> std::sync::MutexGuard<'_, HashSet<i64>> {
-    held.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn fresh(now: DateTime<Utc>) -> request::Freshness {

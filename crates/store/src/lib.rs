@@ -426,16 +426,21 @@ pub trait Store: Send + Sync + 'static {
             .map(|_| ())
     }
     /// Releases deliveries without an attempt, due again at `next_attempt_at` (circuit breaker
-    /// pause, a saturated host, shutdown).
-    async fn release(&self, delivery_ids: &[i64], next_attempt_at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// pause, a saturated host, shutdown) — those still held under the lease they were claimed
+    /// with (`lease_until`): one claimed again since is not this claim's to put back.
+    async fn release(
+        &self,
+        delivery_ids: &[i64],
+        lease_until: DateTime<Utc>,
+        next_attempt_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
     /// Releases every lease: at start-up of the only process on an embedded database, leases
     /// left by a crashed run are known dead.
     async fn release_all_leases(&self) -> Result<u64, StoreError>;
-    /// Releases this process's leases on pending deliveries other than `held` (those it is
-    /// still working on), due as they were. After a claim or a release whose answer was lost
-    /// (the database went away), the leases nobody here works on are claimable at once instead
-    /// of at their lease's end.
-    async fn release_unheld(&self, held: &[i64]) -> Result<u64, StoreError>;
+    /// Puts back, due as they were, the deliveries this process still holds under the lease
+    /// `lease_until`: those of a claim whose answer was lost (the database went away) are
+    /// claimable once it answers instead of when the lease ends. Returns how many.
+    async fn release_claim(&self, lease_until: DateTime<Utc>) -> Result<u64, StoreError>;
     /// Unsealed signing keys of an account.
     async fn signing_keys(&self, auth_id: &AuthId) -> Result<SigningKeys, StoreError>;
     /// Queues every sendable delivery of an event again, from the primary URL (same event id).

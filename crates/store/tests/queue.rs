@@ -78,37 +78,80 @@ async fn a_claimed_delivery_is_not_claimed_again_until_its_lease_expires() {
     assert_eq!(again[0].event_id, first[0].event_id);
 }
 
-/// A claim committed but answered to no one, or a release that failed, leaves leases that no
-/// task works on: they are put back at once, and those a task holds are kept.
+/// A release puts back only what the claim it names still holds: a delivery whose lease
+/// lapsed and that was claimed again is not the old claim's to put back.
 #[tokio::test]
-async fn release_unheld_puts_back_every_lease_but_the_held_ones() {
+async fn a_release_under_a_lapsed_lease_leaves_the_new_claim_alone() {
     let store = store().await;
-    for path in ["a", "b", "c"] {
-        call_to(&store, &format!("http://127.0.0.1:9/{path}")).await;
+    call_to(&store, "http://127.0.0.1:9/a").await;
+    let stale = store.claim_due(1, at(10), at(20)).await.expect("claim").remove(0);
+    let current = store
+        .claim_due(1, at(30), at(1_000))
+        .await
+        .expect("claim")
+        .remove(0);
+    assert_eq!(stale.delivery_id, current.delivery_id);
+    store
+        .release(&[stale.delivery_id], at(20), at(40))
+        .await
+        .expect("release");
+    assert!(
+        store
+            .claim_due(1, at(50), at(2_000))
+            .await
+            .expect("claim")
+            .is_empty(),
+        "still held by the current claim"
+    );
+    store
+        .release(&[current.delivery_id], at(1_000), at(60))
+        .await
+        .expect("release");
+    assert_eq!(
+        store.claim_due(1, at(60), at(2_000)).await.expect("claim").len(),
+        1
+    );
+}
+
+/// A claim the database committed but whose answer was lost leaves leases nobody works on:
+/// `release_claim` puts back exactly that claim's, due as they were, and no other claim's.
+#[tokio::test]
+async fn release_claim_puts_back_that_claims_deliveries_only() {
+    let store = store().await;
+    call_to(&store, "http://127.0.0.1:9/a").await;
+    let kept = store.claim_due(1, at(10), at(1_000_000)).await.expect("claim");
+    call_to(&store, "http://127.0.0.1:9/b").await;
+    call_to(&store, "http://127.0.0.1:9/c").await;
+    let lost = store.claim_due(10, at(20), at(1_000_001)).await.expect("claim");
+    assert_eq!((kept.len(), lost.len()), (1, 2));
+    if store.backend() == Backend::Postgres {
+        // The same lease end on another node is that node's claim.
+        let other = format!(
+            "UPDATE deliveries SET leased_by = 'another node' WHERE delivery_id = {}",
+            lost[1].delivery_id
+        );
+        assert_eq!(store.update_outside(&other), 1);
+        assert_eq!(store.release_claim(at(1_000_001)).await.expect("release"), 1);
+        let back = format!(
+            "UPDATE deliveries SET leased_until = NULL WHERE delivery_id = {}",
+            lost[1].delivery_id
+        );
+        assert_eq!(store.update_outside(&back), 1);
+    } else {
+        assert_eq!(store.release_claim(at(1_000_001)).await.expect("release"), 2);
     }
-    let claimed = store.claim_due(10, at(10), at(1_000_000)).await.expect("claim");
-    assert_eq!(claimed.len(), 3);
-    let held = claimed[0].delivery_id;
-    assert_eq!(store.release_unheld(&[held]).await.expect("release"), 2);
     let mut again: Vec<i64> = store
-        .claim_due(10, at(20), at(1_000_000))
+        .claim_due(10, at(30), at(2_000_000))
         .await
         .expect("claim")
         .iter()
         .map(|d| d.delivery_id)
         .collect();
     again.sort_unstable();
-    let mut others: Vec<i64> = claimed[1..].iter().map(|d| d.delivery_id).collect();
-    others.sort_unstable();
-    assert_eq!(
-        again, others,
-        "the unheld leases are claimable, the held one is not"
-    );
-    assert_eq!(
-        store.release_unheld(&again).await.expect("release"),
-        1,
-        "only the lease nobody holds now"
-    );
+    let mut expected: Vec<i64> = lost.iter().map(|d| d.delivery_id).collect();
+    expected.sort_unstable();
+    assert_eq!(again, expected, "the lost claim's deliveries, not the kept one");
+    assert_eq!(store.release_claim(at(1_000_001)).await.expect("release"), 0);
 }
 
 /// On SQLite one process owns the file, so the leases found at start are a dead run's and are
@@ -268,7 +311,7 @@ async fn a_released_delivery_comes_back_at_its_new_time_without_an_attempt() {
         .expect("claim")
         .remove(0);
     store
-        .release(&[claimed.delivery_id], at(500))
+        .release(&[claimed.delivery_id], at(1_000), at(500))
         .await
         .expect("release");
     assert!(store

@@ -607,18 +607,28 @@ impl Store for PgStore {
         transaction!(self.db, |tx| { queue::record_attempts(&tx, finished, now).await })
     }
 
-    async fn release(&self, delivery_ids: &[i64], next_attempt_at: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn release(
+        &self,
+        delivery_ids: &[i64],
+        lease_until: DateTime<Utc>,
+        next_attempt_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         if delivery_ids.is_empty() {
             return Ok(());
         }
         let client = self.db.client().await?;
         execute(
             &client,
-            // Only while this node holds them: a delivery another node claimed since (this one
-            // was judged dead, or its lease lapsed) is not this node's to put back.
+            // Only while this claim holds them: a delivery claimed since, by another node (this
+            // one was judged dead, or its lease lapsed) or by this one, is not this claim's.
             "UPDATE deliveries SET leased_until = NULL, next_attempt_at = $1 \
-             WHERE delivery_id = ANY($2) AND status = 'pending' AND leased_by = $3",
-            &[&time_to_db(next_attempt_at), &delivery_ids, &self.db.node()],
+             WHERE delivery_id = ANY($2) AND status = 'pending' AND leased_by = $3 AND leased_until = $4",
+            &[
+                &time_to_db(next_attempt_at),
+                &delivery_ids,
+                &self.db.node(),
+                &time_to_db(lease_until),
+            ],
         )
         .await
         .map(drop)
@@ -629,14 +639,13 @@ impl Store for PgStore {
         Ok(0)
     }
 
-    async fn release_unheld(&self, held: &[i64]) -> Result<u64, StoreError> {
+    async fn release_claim(&self, lease_until: DateTime<Utc>) -> Result<u64, StoreError> {
         let client = self.db.client().await?;
         execute(
             &client,
             "UPDATE deliveries SET leased_until = NULL \
-             WHERE status = 'pending' AND leased_by = $1 AND leased_until IS NOT NULL \
-               AND NOT (delivery_id = ANY($2))",
-            &[&self.db.node(), &held],
+             WHERE status = 'pending' AND leased_by = $1 AND leased_until = $2",
+            &[&self.db.node(), &time_to_db(lease_until)],
         )
         .await
     }

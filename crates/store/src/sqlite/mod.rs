@@ -641,13 +641,18 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn release(&self, delivery_ids: &[i64], next_attempt_at: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn release(
+        &self,
+        delivery_ids: &[i64],
+        lease_until: DateTime<Utc>,
+        next_attempt_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         if delivery_ids.is_empty() {
             return Ok(());
         }
         let ids = delivery_ids.to_vec();
         self.db
-            .write(move |c| queue::release(c, &ids, next_attempt_at))
+            .write(move |c| queue::release(c, &ids, lease_until, next_attempt_at))
             .await
     }
 
@@ -664,9 +669,17 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn release_unheld(&self, held: &[i64]) -> Result<u64, StoreError> {
-        let held = held.to_vec();
-        self.db.write(move |c| queue::release_unheld(c, &held)).await
+    async fn release_claim(&self, lease_until: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.db
+            .write(move |c| {
+                let n = execute(
+                    c,
+                    "UPDATE deliveries SET leased_until = NULL WHERE status = 'pending' AND leased_until = ?",
+                    [time_to_db(lease_until)],
+                )?;
+                Ok(u64::try_from(n).unwrap_or(u64::MAX))
+            })
+            .await
     }
 
     async fn signing_keys(&self, auth_id: &AuthId) -> Result<SigningKeys, StoreError> {

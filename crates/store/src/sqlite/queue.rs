@@ -173,33 +173,17 @@ fn promote_next(conn: &Connection, delivery_id: i64, now: DateTime<Utc>) -> Resu
 pub(super) fn release(
     conn: &Connection,
     delivery_ids: &[i64],
+    lease_until: DateTime<Utc>,
     next_attempt_at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let mut update = conn.prepare_cached(
-        "UPDATE deliveries SET leased_until = NULL, next_attempt_at = ? WHERE delivery_id = ? AND status = 'pending'",
+        "UPDATE deliveries SET leased_until = NULL, next_attempt_at = ? \
+         WHERE delivery_id = ? AND status = 'pending' AND leased_until = ?",
     )?;
     for id in delivery_ids {
-        update.execute(params![time_to_db(next_attempt_at), id])?;
+        update.execute(params![time_to_db(next_attempt_at), id, time_to_db(lease_until)])?;
     }
     Ok(())
-}
-
-/// The process owns the file, so every lease is its own: those not in `held` are released.
-pub(super) fn release_unheld(conn: &Connection, held: &[i64]) -> Result<u64, StoreError> {
-    let held: std::collections::HashSet<i64> = held.iter().copied().collect();
-    let leased: Vec<i64> = conn
-        .prepare_cached(
-            "SELECT delivery_id FROM deliveries WHERE status = 'pending' AND leased_until IS NOT NULL",
-        )?
-        .query_map([], |row| row.get(0))?
-        .collect::<Result<_, _>>()?;
-    let mut update =
-        conn.prepare_cached("UPDATE deliveries SET leased_until = NULL WHERE delivery_id = ?")?;
-    let mut released = 0;
-    for id in leased.into_iter().filter(|id| !held.contains(id)) {
-        released += update.execute(params![id])?;
-    }
-    Ok(u64::try_from(released).unwrap_or(u64::MAX))
 }
 
 pub(super) fn redeliver(
