@@ -14,9 +14,11 @@
 //!   transaction; a crash leaves a lease that expires (or is released at the next start).
 
 mod breaker;
+mod lost;
 mod metrics;
 pub mod request;
 mod targets;
+mod test_callback;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,9 +39,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use breaker::{BreakerConfig, BreakerState};
+use lost::{lost_claim, Lost};
 pub use metrics::Metrics;
 pub use targets::HostSnapshot;
 use targets::{Slot, Targets};
+pub use test_callback::TestResult;
 
 /// Most attempts written in one transaction by the recorder (group commit).
 const RECORD_BATCH: usize = 256;
@@ -156,10 +160,12 @@ impl Dispatcher {
             return Ok(false);
         }
         let now = clock::now();
-        let lease_until = {
+        // After the clock steps back, leases run on from the last one's end until it catches up.
+        let (previous_lease, lease_until) = {
             let mut last = lock(&inner.last_lease);
-            *last = (now + delta(inner.config.lease)).max(*last + TimeDelta::microseconds(1));
-            *last
+            let previous = *last;
+            *last = (now + delta(inner.config.lease)).max(previous + TimeDelta::microseconds(1));
+            (previous, *last)
         };
         let size = inner.claim_size.load(std::sync::atomic::Ordering::Relaxed);
         let limit = u32::try_from(available.min(size)).unwrap_or(u32::MAX);
@@ -167,7 +173,9 @@ impl Dispatcher {
             Ok(claimed) => claimed,
             Err(error) => {
                 // It may have been committed with its answer lost.
-                self.lost(&error, Lost::Claim { lease_until });
+                if error.is_unavailable() {
+                    lost_claim(&mut lock(&inner.lost), previous_lease, lease_until);
+                }
                 return Err(error);
             }
         };
@@ -199,7 +207,7 @@ impl Dispatcher {
             };
             let engine = self.clone();
             inner.tasks.spawn(async move {
-                let more = engine.attempt(delivery, slot, lease_until).await;
+                let more = engine.attempt(delivery, slot, now, lease_until).await;
                 drop(permit);
                 // Without new work in sight the loop sleeps on: a claim after every attempt
                 // would cost a write transaction per callback for nothing.
@@ -270,25 +278,23 @@ impl Dispatcher {
     async fn release(&self, ids: Vec<i64>, lease_until: DateTime<Utc>, at: DateTime<Utc>) {
         if let Err(error) = self.inner.store.release(&ids, lease_until, at).await {
             tracing::warn!(%error, n = ids.len(), "putting deliveries back in the queue failed");
-            self.lost(&error, Lost::Release { ids, lease_until, at });
-        }
-    }
-
-    /// Remembers leases a request that failed may have left, if the database was away (another
-    /// error would only fail again: those leases end on their own).
-    fn lost(&self, error: &StoreError, lost: Lost) {
-        if error.is_unavailable() {
-            lock(&self.inner.lost).push(lost);
+            // Another error would only fail again: those leases end on their own.
+            if error.is_unavailable() {
+                lock(&self.inner.lost).push(Lost::Release { ids, lease_until, at });
+            }
         }
     }
 
     /// Puts back the leases failed requests left, oldest first, until the database still does
-    /// not answer.
+    /// not answer; those whose lease has ended meanwhile are claimable anyway and are dropped.
     async fn put_back_lost(&self) {
-        let mut lost = std::mem::take(&mut *lock(&self.inner.lost)).into_iter();
+        let now = clock::now();
+        let mut lost = std::mem::take(&mut *lock(&self.inner.lost))
+            .into_iter()
+            .filter(|lost| lost.lease_end() > now);
         while let Some(next) = lost.next() {
             let result = match &next {
-                Lost::Claim { lease_until } => self.inner.store.release_claim(*lease_until).await,
+                Lost::Claims { from, to } => self.inner.store.release_claims(*from, *to).await,
                 Lost::Release { ids, lease_until, at } => {
                     self.inner.store.release(ids, *lease_until, *at).await.map(|()| 0)
                 }
@@ -297,7 +303,7 @@ impl Dispatcher {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(
                     n,
-                    "deliveries of a claim whose answer was lost put back in the queue"
+                    "deliveries of claims whose answer was lost put back in the queue"
                 ),
                 Err(error) if error.is_unavailable() => {
                     let mut kept = lock(&self.inner.lost);
@@ -341,7 +347,13 @@ impl Dispatcher {
     /// One attempt of one claimed delivery, start to recorded result. Returns whether other
     /// work may have become claimable (the delivery went back to the queue, is due again, or
     /// let a later event of its call through).
-    async fn attempt(&self, delivery: ClaimedDelivery, slot: Slot, lease_until: DateTime<Utc>) -> bool {
+    async fn attempt(
+        &self,
+        delivery: ClaimedDelivery,
+        slot: Slot,
+        claimed_at: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> bool {
         let url = delivery.target_url().to_owned();
         // Wait for the host only while the lease still covers a whole attempt after it: a
         // delivery sent after its lease expired could be sent twice. Guarded by the delivery test
@@ -369,7 +381,6 @@ impl Dispatcher {
                 return true;
             }
         };
-        let claimed_at = lease_until - delta(self.inner.config.lease);
         // The claim read the account's keys version; a delivery that then waited reads the keys
         // again, so a secret deleted while it waited does not sign it.
         let version =
@@ -519,18 +530,6 @@ async fn record_until_lease_ends(store: &dyn Store, finished: &[FinishedAttempt]
     }
 }
 
-/// Leases a failed request may have left behind.
-enum Lost {
-    /// A claim whose answer did not come: it may have been committed.
-    Claim { lease_until: DateTime<Utc> },
-    /// A release that failed.
-    Release {
-        ids: Vec<i64>,
-        lease_until: DateTime<Utc>,
-        at: DateTime<Utc>,
-    },
-}
-
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -558,91 +557,4 @@ mod clock {
     pub fn now() -> DateTime<Utc> {
         Utc::now()
     }
-}
-
-/// What a test callback did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TestResult {
-    pub delivered: bool,
-    pub status_code: Option<u16>,
-    pub latency_ms: u64,
-    pub error: Option<&'static str>,
-}
-
-impl Dispatcher {
-    /// Sends one synthetic, really signed `Hangup` callback to `target` now, outside the queue
-    /// (the "send test" button of PRODUCT.md §2.5). Nothing is stored.
-    ///
-    /// # Errors
-    /// When the account's signing keys cannot be loaded.
-    pub async fn send_test(
-        &self,
-        account: &domain::Account,
-        level: domain::Level,
-        target: &domain::Target,
-    ) -> Result<TestResult, StoreError> {
-        let keys = self.keys(&account.auth_id, None).await?;
-        let now = clock::now();
-        let call = synthetic_call(account, now);
-        let fields: Vec<(String, String)> =
-            domain::fields::callback_fields(&call, domain::EventKind::Hangup, now, account.timezone)
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect();
-        let event_id = domain::EventId::from_random(rand::thread_rng().gen()).to_string();
-        let mut request = request::build(
-            target.method,
-            target.url.as_str(),
-            &fields,
-            &keys,
-            &request::AttemptHeaders {
-                event_id: &event_id,
-                attempt: 1,
-                level: Some(level),
-                sequence: call.last_sequence,
-                target: TargetKind::Primary,
-            },
-            &fresh(now),
-        );
-        request
-            .headers
-            .push(("X-Hookline-Test".to_owned(), "true".to_owned()));
-        let outcome = self.inner.sender.send(request).await;
-        Ok(TestResult {
-            delivered: outcome.is_success(),
-            status_code: outcome.status_code,
-            latency_ms: u64::try_from(outcome.latency.as_millis()).unwrap_or(u64::MAX),
-            error: outcome.error.map(ErrorKind::as_str),
-        })
-    }
-}
-
-/// A completed five-second call of `account`, for test callbacks.
-fn synthetic_call(account: &domain::Account, now: DateTime<Utc>) -> domain::Call {
-    let mut call = domain::Call::new(
-        domain::CallUuid::from_random(rand::thread_rng().gen()),
-        account.auth_id.clone(),
-        domain::Direction::Outbound,
-        "+14155550100".to_owned(),
-        "+14155550199".to_owned(),
-        domain::Engine::Simulated,
-        now - TimeDelta::seconds(7),
-    );
-    let steps = [
-        (domain::Report::Ring, now - TimeDelta::seconds(7)),
-        (domain::Report::Answer, now - TimeDelta::seconds(5)),
-        (
-            domain::Report::Hangup {
-                cause: domain::HangupCause::known("NORMAL_CLEARING"),
-                source: "Callee".to_owned(),
-                status: None,
-            },
-            now,
-        ),
-    ];
-    for (report, at) in steps {
-        // The script is legal by construction; a refusal would only leave the call earlier.
-        let _ = call.apply(report, at);
-    }
-    call
 }

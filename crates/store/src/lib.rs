@@ -437,10 +437,11 @@ pub trait Store: Send + Sync + 'static {
     /// Releases every lease: at start-up of the only process on an embedded database, leases
     /// left by a crashed run are known dead.
     async fn release_all_leases(&self) -> Result<u64, StoreError>;
-    /// Puts back, due as they were, the deliveries this process still holds under the lease
-    /// `lease_until`: those of a claim whose answer was lost (the database went away) are
-    /// claimable once it answers instead of when the lease ends. Returns how many.
-    async fn release_claim(&self, lease_until: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// Puts back, due as they were, the deliveries this process still holds under a lease that
+    /// ends between `from` and `to` (inclusive): those of claims whose answers were lost (the
+    /// database went away) are claimable once it answers instead of when the lease ends.
+    /// Returns how many.
+    async fn release_claims(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<u64, StoreError>;
     /// Unsealed signing keys of an account.
     async fn signing_keys(&self, auth_id: &AuthId) -> Result<SigningKeys, StoreError>;
     /// Queues every sendable delivery of an event again, from the primary URL (same event id).

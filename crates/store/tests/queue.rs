@@ -113,32 +113,40 @@ async fn a_release_under_a_lapsed_lease_leaves_the_new_claim_alone() {
     );
 }
 
-/// A claim the database committed but whose answer was lost leaves leases nobody works on:
-/// `release_claim` puts back exactly that claim's, due as they were, and no other claim's.
+/// Claims the database committed but whose answers were lost leave leases nobody works on:
+/// `release_claims` puts back exactly those whose lease ends in the range, claimable at once,
+/// and no other claim's.
 #[tokio::test]
-async fn release_claim_puts_back_that_claims_deliveries_only() {
+async fn release_claims_puts_back_the_claims_in_its_range_only() {
     let store = store().await;
     call_to(&store, "http://127.0.0.1:9/a").await;
     let kept = store.claim_due(1, at(10), at(1_000_000)).await.expect("claim");
     call_to(&store, "http://127.0.0.1:9/b").await;
+    let lost_b = store.claim_due(1, at(20), at(1_000_001)).await.expect("claim");
     call_to(&store, "http://127.0.0.1:9/c").await;
-    let lost = store.claim_due(10, at(20), at(1_000_001)).await.expect("claim");
-    assert_eq!((kept.len(), lost.len()), (1, 2));
+    let lost_c = store.claim_due(1, at(20), at(1_000_002)).await.expect("claim");
+    call_to(&store, "http://127.0.0.1:9/d").await;
+    let later = store.claim_due(1, at(20), at(1_000_003)).await.expect("claim");
+    assert_eq!(
+        (kept.len(), lost_b.len(), lost_c.len(), later.len()),
+        (1, 1, 1, 1)
+    );
+    let (from, to) = (at(1_000_001), at(1_000_002));
     if store.backend() == Backend::Postgres {
         // The same lease end on another node is that node's claim.
         let other = format!(
             "UPDATE deliveries SET leased_by = 'another node' WHERE delivery_id = {}",
-            lost[1].delivery_id
+            lost_c[0].delivery_id
         );
         assert_eq!(store.update_outside(&other), 1);
-        assert_eq!(store.release_claim(at(1_000_001)).await.expect("release"), 1);
+        assert_eq!(store.release_claims(from, to).await.expect("release"), 1);
         let back = format!(
             "UPDATE deliveries SET leased_until = NULL WHERE delivery_id = {}",
-            lost[1].delivery_id
+            lost_c[0].delivery_id
         );
         assert_eq!(store.update_outside(&back), 1);
     } else {
-        assert_eq!(store.release_claim(at(1_000_001)).await.expect("release"), 2);
+        assert_eq!(store.release_claims(from, to).await.expect("release"), 2);
     }
     let mut again: Vec<i64> = store
         .claim_due(10, at(30), at(2_000_000))
@@ -148,10 +156,13 @@ async fn release_claim_puts_back_that_claims_deliveries_only() {
         .map(|d| d.delivery_id)
         .collect();
     again.sort_unstable();
-    let mut expected: Vec<i64> = lost.iter().map(|d| d.delivery_id).collect();
+    let mut expected = vec![lost_b[0].delivery_id, lost_c[0].delivery_id];
     expected.sort_unstable();
-    assert_eq!(again, expected, "the lost claim's deliveries, not the kept one");
-    assert_eq!(store.release_claim(at(1_000_001)).await.expect("release"), 0);
+    assert_eq!(
+        again, expected,
+        "the lost claims' deliveries, not the kept or the later one"
+    );
+    assert_eq!(store.release_claims(from, to).await.expect("release"), 0);
 }
 
 /// On SQLite one process owns the file, so the leases found at start are a dead run's and are

@@ -341,6 +341,12 @@ async fn beat_and_fence(pool: &Pool, announcer: &Announcer, judge: bool) -> Opti
                     &[&announcer.node],
                 )
                 .await?;
+            // A claim made since the fence was set lost its leases to this update too.
+            announcer
+                .liveness
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .fence = clock::now();
             tracing::warn!(
                 own,
                 "silent long enough to be judged dead: put back every lease of this node"

@@ -639,13 +639,13 @@ impl Store for PgStore {
         Ok(0)
     }
 
-    async fn release_claim(&self, lease_until: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn release_claims(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<u64, StoreError> {
         let client = self.db.client().await?;
         execute(
             &client,
             "UPDATE deliveries SET leased_until = NULL \
-             WHERE status = 'pending' AND leased_by = $1 AND leased_until = $2",
-            &[&self.db.node(), &time_to_db(lease_until)],
+             WHERE status = 'pending' AND leased_by = $1 AND leased_until BETWEEN $2 AND $3",
+            &[&self.db.node(), &time_to_db(from), &time_to_db(to)],
         )
         .await
     }

@@ -669,13 +669,14 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn release_claim(&self, lease_until: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn release_claims(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<u64, StoreError> {
         self.db
             .write(move |c| {
                 let n = execute(
                     c,
-                    "UPDATE deliveries SET leased_until = NULL WHERE status = 'pending' AND leased_until = ?",
-                    [time_to_db(lease_until)],
+                    "UPDATE deliveries SET leased_until = NULL \
+                     WHERE status = 'pending' AND leased_until BETWEEN ? AND ?",
+                    [time_to_db(from), time_to_db(to)],
                 )?;
                 Ok(u64::try_from(n).unwrap_or(u64::MAX))
             })
