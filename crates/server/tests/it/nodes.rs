@@ -357,6 +357,75 @@ async fn postgres_stopped_mid_run_answers_503_then_delivers_everything_accepted(
     assert!(!server.stderr().contains("panicked"), "{}", server.stderr());
 }
 
+/// Releases the database refuses while a failover makes it read-only for a moment (SQLSTATE
+/// 25006, raised here by a trigger on releases while a flag row exists) are retried once it
+/// accepts writes again: the deferred deliveries go out then, not when their lease (the
+/// production 300 s) ends.
+#[tokio::test]
+async fn releases_the_database_refused_are_retried_once_it_accepts_writes() {
+    if !on_postgres("refused_releases") {
+        return;
+    }
+    const N_CALLS: usize = 12;
+    let receiver = Receiver::start().await;
+    receiver.on(
+        "/slow",
+        Script::always(Reply::ok().after(Duration::from_millis(300))),
+    );
+    // One at a time and four claimed: the rest of the calls are deferred, again and again.
+    let settings = [
+        ("--per-host-concurrency", "1"),
+        ("--callback-timeout-ms", "2000"),
+        ("--lease-ms", "300000"),
+    ];
+    let data = DataDir::new();
+    let server = start_server_on(data.sharing(), &settings).await;
+    let url = data.database_url();
+    let psql = |sql: &str| {
+        pgcluster::Cluster::shared()
+            .psql(&url, sql)
+            .unwrap_or_else(|error| panic!("{sql}: {error}"))
+    };
+    psql(
+        "CREATE TABLE refuse_releases (on_since TIMESTAMPTZ);
+         CREATE FUNCTION refuse_release() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN
+             IF EXISTS (SELECT 1 FROM refuse_releases) THEN
+               RAISE EXCEPTION 'read-only for a moment' USING ERRCODE = '25006';
+             END IF;
+             RETURN NEW;
+           END $$;
+         CREATE TRIGGER refuse_releases BEFORE UPDATE ON deliveries FOR EACH ROW
+           WHEN (OLD.leased_until IS NOT NULL AND NEW.leased_until IS NULL
+                 AND NEW.attempt_count = OLD.attempt_count)
+           EXECUTE FUNCTION refuse_release();",
+    );
+    let account = server.admin_create_account("refused").await;
+    psql("INSERT INTO refuse_releases VALUES (now())");
+    let calls = register_calls(
+        &server,
+        &account,
+        &json!({ "status_url": receiver.url("/slow") }),
+        N_CALLS,
+    )
+    .await;
+    let deadline = Instant::now() + WAIT;
+    while !server
+        .stderr()
+        .contains("putting deliveries back in the queue failed")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no release was refused: {}",
+            server.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    psql("DELETE FROM refuse_releases");
+    let arrivals = wait_for_events(&receiver, calls.len()).await;
+    check_events(&arrivals, &expected(&calls, &["CallInitiated"]));
+}
+
 #[tokio::test]
 async fn a_secret_created_and_one_deleted_on_node_a_sign_node_bs_next_callback() {
     if !on_postgres("keys_across_nodes") {
