@@ -1,8 +1,8 @@
 //! Several `serve` processes on one PostgreSQL database (PRODUCT.md §5, "several `serve`
 //! processes on one PostgreSQL share the work"): thousands of callbacks through both nodes'
 //! APIs, each delivered once and in per-call order; a node killed with `kill -9` mid-run and
-//! PostgreSQL stopped mid-run lose nothing; a key change on one node signs the other's next
-//! callback. On SQLite (one process per file) these tests have nothing to test and return.
+//! PostgreSQL stopped mid-run lose nothing, and releases it refused are retried; a key change
+//! on one node signs the other's next callback. On SQLite (one process per file) these tests have nothing to test and return.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
