@@ -59,6 +59,23 @@ fn attempt(claimed: &ClaimedDelivery, error: Option<&str>) -> AttemptRecord {
     }
 }
 
+/// One delivery claimed under a lease that lapsed (it ended at 20) and claimed again (until
+/// 1 000): the stale claim and the current one.
+async fn claimed_twice(store: &TestStore) -> (ClaimedDelivery, ClaimedDelivery) {
+    call_to(store, "http://127.0.0.1:9/a").await;
+    let stale = store.claim_due(1, at(10), at(20)).await.expect("claim").remove(0);
+    let current = store
+        .claim_due(1, at(30), at(1_000))
+        .await
+        .expect("claim")
+        .remove(0);
+    assert_eq!(
+        stale.delivery_id, current.delivery_id,
+        "the expired lease was taken over"
+    );
+    (stale, current)
+}
+
 #[tokio::test]
 async fn a_claimed_delivery_is_not_claimed_again_until_its_lease_expires() {
     let store = store().await;
@@ -83,14 +100,7 @@ async fn a_claimed_delivery_is_not_claimed_again_until_its_lease_expires() {
 #[tokio::test]
 async fn a_release_under_a_lapsed_lease_leaves_the_new_claim_alone() {
     let store = store().await;
-    call_to(&store, "http://127.0.0.1:9/a").await;
-    let stale = store.claim_due(1, at(10), at(20)).await.expect("claim").remove(0);
-    let current = store
-        .claim_due(1, at(30), at(1_000))
-        .await
-        .expect("claim")
-        .remove(0);
-    assert_eq!(stale.delivery_id, current.delivery_id);
+    let (stale, current) = claimed_twice(&store).await;
     store
         .release(&[stale.delivery_id], at(20), at(40))
         .await
@@ -346,17 +356,7 @@ async fn a_released_delivery_comes_back_at_its_new_time_without_an_attempt() {
 #[tokio::test]
 async fn a_result_recorded_under_an_expired_lease_is_logged_but_does_not_move_the_delivery() {
     let store = store().await;
-    call_to(&store, "http://127.0.0.1:9/a").await;
-    let stale = store.claim_due(1, at(10), at(20)).await.expect("claim").remove(0);
-    let current = store
-        .claim_due(1, at(30), at(1_000))
-        .await
-        .expect("claim")
-        .remove(0);
-    assert_eq!(
-        stale.delivery_id, current.delivery_id,
-        "the expired lease was taken over"
-    );
+    let (stale, current) = claimed_twice(&store).await;
     let finished = |claimed: &ClaimedDelivery, lease: DateTime<Utc>, after| store::FinishedAttempt {
         delivery_id: claimed.delivery_id,
         attempt: attempt(claimed, None),
