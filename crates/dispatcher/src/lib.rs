@@ -90,8 +90,9 @@ struct Inner {
     recorder: mpsc::UnboundedSender<Recording>,
     claim_size: std::sync::atomic::AtomicUsize,
     /// Leases left with nobody working on them because the database went away mid-request; put
-    /// back once it answers instead of when they end (300 s by default). (A recording that fails
-    /// for good is not among them: its lease ends about then anyway.)
+    /// back once it answers instead of when they end (300 s by default). Recordings are not
+    /// among them: one the database refuses is retried until its batch's first lease ends, and
+    /// past that (or on any other error) its leases end on their own.
     lost: Mutex<Vec<Lost>>,
     /// The previous claim's lease end: each claim's is later, so a lease names one claim.
     last_lease: Mutex<DateTime<Utc>>,
@@ -355,6 +356,8 @@ impl Dispatcher {
         lease_until: DateTime<Utc>,
     ) -> bool {
         let url = delivery.target_url().to_owned();
+        let delivery_id = delivery.delivery_id;
+        let put_back = move |at| self.release(vec![delivery_id], lease_until, at);
         // Wait for the host only while the lease still covers a whole attempt after it: a
         // delivery sent after its lease expired could be sent twice. Guarded by the delivery test
         // `a_delivery_queued_behind_a_busy_host_longer_than_its_lease_is_sent_once`.
@@ -365,19 +368,17 @@ impl Dispatcher {
             .saturating_sub(margin);
         let Some(send_permit) = slot.send_permit(patience, &self.inner.stopping).await else {
             // Not sent: back in the queue at once, without an attempt.
-            self.release(vec![delivery.delivery_id], lease_until, clock::now())
-                .await;
+            put_back(clock::now()).await;
             return true;
         };
         if self.inner.stopping.is_cancelled() {
-            self.release(vec![delivery.delivery_id], lease_until, clock::now())
-                .await;
+            put_back(clock::now()).await;
             return true;
         }
         let probes = match slot.admit(clock::now()) {
             Ok(probes) => probes,
             Err(until) => {
-                self.release(vec![delivery.delivery_id], lease_until, until).await;
+                put_back(until).await;
                 return true;
             }
         };
@@ -398,16 +399,15 @@ impl Dispatcher {
             Err(error) => {
                 tracing::error!(%error, event_id = %delivery.event_id, "loading signing keys failed; retrying later");
                 let at = clock::now() + TimeDelta::seconds(5);
-                self.release(vec![delivery.delivery_id], lease_until, at).await;
+                put_back(at).await;
                 slot.abandon(probes);
                 return true;
             }
         };
         if !self.inner.store.may_send(claimed_at, self.inner.sender.timeout()) {
             // Another node may hold it now (this one may have been judged dead): not sent here;
-            // put back, if it is still this node's.
-            self.release(vec![delivery.delivery_id], lease_until, clock::now())
-                .await;
+            // put back, if this claim still holds it.
+            put_back(clock::now()).await;
             slot.abandon(probes);
             return true;
         }
