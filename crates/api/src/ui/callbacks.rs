@@ -6,7 +6,7 @@
 //! 409's reason).
 
 use axum::extract::State;
-use axum::http::{StatusCode, Uri};
+use axum::http::Uri;
 use axum::response::Response;
 use domain::{DeliveryStatus, EventId};
 use maud::{html, Markup};
@@ -18,7 +18,7 @@ use crate::routes::callbacks::{callback_filter, CallbackOut};
 use crate::routes::debugging::redeliver_event;
 use crate::ui::calls::pager;
 use crate::ui::page::{
-    answer, badge, non_empty, rfc3339_from_local, select_field, shell, time, PageError, Section,
+    answer, badge, non_empty, rfc3339_from_local, select_field, shell, status_for, time, PageError, Section,
 };
 use crate::ui::session::Posted;
 use crate::ui::Session;
@@ -156,13 +156,8 @@ async fn render(
             (pager("/ui/callbacks", &keep, offset, listing.total))
         }
     };
-    let code = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::BAD_REQUEST
-    };
     Ok(answer(
-        code,
+        status_for(&errors),
         shell("Callbacks", Some(session), Section::Callbacks, body),
     ))
 }

@@ -16,8 +16,8 @@ use crate::extract::query_pairs;
 use crate::routes::callbacks::CallbackOut;
 use crate::routes::calls::{call_filter, CallOut};
 use crate::ui::page::{
-    answer, badge, non_empty, query_string, rfc3339_from_local, select_field, shell, text_field, time,
-    PageError, Section,
+    answer, badge, non_empty, query_string, rfc3339_from_local, select_field, shell, status_for, text_field,
+    time, PageError, Section,
 };
 use crate::ui::Session;
 use crate::AppState;
@@ -97,13 +97,8 @@ pub async fn list(State(state): State<AppState>, session: Session, uri: Uri) -> 
             (pager("/ui/calls", &keep, offset, listing.total))
         }
     };
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::BAD_REQUEST
-    };
     Ok(answer(
-        status,
+        status_for(&errors),
         shell("Calls", Some(&session), Section::Calls, body),
     ))
 }

@@ -21,7 +21,9 @@ use crate::routes::account::AccountOut;
 use crate::routes::applications::ApplicationOut;
 use crate::routes::debugging::{plan, test_level, TestCallbackOut, TestLevel};
 use crate::routes::trunks::TrunkOut;
-use crate::ui::page::{answer, badge, non_empty, select_field, shell, text_field, PageError, Section};
+use crate::ui::page::{
+    answer, badge, non_empty, select_field, shell, status_for, text_field, PageError, Section,
+};
 use crate::ui::session::Posted;
 use crate::ui::{FormData, Session};
 use crate::AppState;
@@ -49,6 +51,15 @@ pub(super) fn pairs(fields: &[(&str, String)]) -> Values {
 #[derive(serde::Deserialize)]
 pub struct Saved {
     pub(super) saved: Option<String>,
+}
+
+impl Saved {
+    /// The edit pages' confirmation after a save redirected back to them.
+    pub(super) fn notice(&self) -> Option<Markup> {
+        self.saved
+            .as_ref()
+            .map(|_| html! { p.notice.good role="status" id="saved" { "Saved." } })
+    }
 }
 
 /// `GET /ui/config`.
@@ -387,13 +398,8 @@ pub async fn plan_page(
             }
         }
     };
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::BAD_REQUEST
-    };
     Ok(answer(
-        status,
+        status_for(&errors),
         shell("Callback plan", Some(&session), Section::Config, body),
     ))
 }

@@ -61,9 +61,7 @@ pub async fn application_page(
         ("hangup_url", out.hangup_url.clone().unwrap_or_default()),
         ("hangup_method", out.hangup_method.clone()),
     ]);
-    let notice = saved
-        .saved
-        .map(|_| html! { p.notice.good role="status" id="saved" { "Saved." } });
+    let notice = saved.notice();
     Ok(application_form(
         &session,
         &out.app_id,
@@ -200,9 +198,7 @@ pub async fn trunk_page(
         ),
         ("engine", out.engine.clone()),
     ]);
-    let notice = saved
-        .saved
-        .map(|_| html! { p.notice.good role="status" id="saved" { "Saved." } });
+    let notice = saved.notice();
     Ok(trunk_form(
         &session,
         &out.trunk_id,

@@ -79,6 +79,15 @@ pub fn answer(status: StatusCode, markup: Markup) -> Response {
     (status, Html(markup.into_string())).into_response()
 }
 
+/// A page showing refused fields (a filter form's) answers 400, as the API would.
+pub fn status_for(errors: &Details) -> StatusCode {
+    if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    }
+}
+
 /// A page that could not be shown: its status and what to tell the user. Never shows account
 /// data, so it needs no session.
 #[derive(Debug)]
