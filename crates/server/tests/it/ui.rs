@@ -102,6 +102,17 @@ impl Visitor {
     }
 
     /// Signs in through the form and returns the CSRF token of the session's pages.
+    /// Submits the sign-in form (with its token) as a person would, and returns the answer.
+    async fn try_sign_in(&mut self, auth_id: &str, auth_token: &str) -> reqwest::Response {
+        let (_, page) = self.get("/ui/login").await;
+        let csrf = hidden_csrf(&page);
+        self.post(
+            "/ui/login",
+            &[("csrf", &csrf), ("auth_id", auth_id), ("auth_token", auth_token)],
+        )
+        .await
+    }
+
     async fn sign_in(&mut self, account: &Account) -> String {
         let (status, page) = self.get("/ui/login").await;
         assert_eq!(status, StatusCode::OK);
@@ -255,18 +266,7 @@ async fn wrong_credentials_are_refused_with_the_apis_message() {
     let server = Server::start_with(&["--dev"]).await;
     let account = server.admin_create_account("ui-wrong").await;
     let mut visitor = Visitor::new(&server);
-    let (_, page) = visitor.get("/ui/login").await;
-    let csrf = hidden_csrf(&page);
-    let response = visitor
-        .post(
-            "/ui/login",
-            &[
-                ("csrf", &csrf),
-                ("auth_id", &account.auth_id),
-                ("auth_token", "wrong"),
-            ],
-        )
-        .await;
+    let response = visitor.try_sign_in(&account.auth_id, "wrong").await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let body = response.text().await.expect("body");
     assert!(
@@ -284,18 +284,7 @@ async fn failed_sign_ins_do_not_spend_the_accounts_api_limit() {
     let mut visitor = Visitor::new(&server);
     // Someone who knows only the auth id tries, again and again.
     for _ in 0..5 {
-        let (_, page) = visitor.get("/ui/login").await;
-        let csrf = hidden_csrf(&page);
-        let response = visitor
-            .post(
-                "/ui/login",
-                &[
-                    ("csrf", &csrf),
-                    ("auth_id", &account.auth_id),
-                    ("auth_token", "wrong"),
-                ],
-            )
-            .await;
+        let response = visitor.try_sign_in(&account.auth_id, "wrong").await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
     // The account's own clients still have their whole burst.
